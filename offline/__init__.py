@@ -1,0 +1,1 @@
+"""File-level jobs: the batch runner and the TRC/CSV writers."""

@@ -1,0 +1,39 @@
+"""Atomic file output: a file appears under its final name complete, or not at all.
+
+Writers stream into a hidden temporary file in the destination folder and ``os.replace``
+it into place on ``commit``; ``discard`` (or a crash) leaves nothing under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import IO
+
+
+class AtomicFile:
+    """A text file written under a temporary name and renamed into place on commit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        self.tmp_path = Path(tmp)
+        self.handle: IO[str] = os.fdopen(fd, "w", newline="")
+
+    def commit(self) -> Path:
+        """Flush to disk and move into place."""
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        os.replace(self.tmp_path, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Drop the temporary file; the final name is never touched."""
+        if not self.handle.closed:
+            self.handle.close()
+        self.tmp_path.unlink(missing_ok=True)

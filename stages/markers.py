@@ -1,0 +1,229 @@
+"""Markers: MediaPipe landmarks -> the 21 Pose2Sim markers, metric, in a Y-up lab frame.
+
+Steps per frame:
+1. Pick the 21 markers from MediaPipe's 33 world landmarks (``Hip`` = mid-hip, ``Neck`` =
+   mid-shoulder). BlazePose has no small toe: ``SmallToe`` is placed on the lateral side
+   of the forefoot from heel, big toe and the pelvis' lateral axis, and flagged estimated.
+2. Landmarks under ``visibility_min`` become missing (NaN). ``estimate_missing`` mirrors a
+   missing marker from its visible counterpart through the mid-sagittal plane;
+   ``force_complete`` additionally holds any marker still missing at its last body-relative
+   position, so every frame with a person yields 21 markers.
+3. Metric scale: MediaPipe's world landmarks assume an average body. The subject's
+   standing height is estimated from segment lengths (heel-ankle + shank + thigh + trunk +
+   1.5 x shoulder-to-nose, the anthropometric chain Pose2Sim also uses); a running median
+   over the frames seen so far (so live and offline agree) gives the factor that makes it
+   equal ``height``.
+4. Global position: the hip-centred skeleton is placed in front of a pinhole camera
+   (``fov_deg`` across the longer image side) by the translation that best reprojects it
+   onto the 2D landmarks (linear least squares, visibility-weighted).
+5. Camera frame (x right, y down, z forward) -> lab frame (X right, Y up, Z toward the
+   camera): a 180 degree turn about X, right-handed as OpenSim expects. Y is vertical when
+   the camera is level.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stages.marker_sets import MARKERS_21
+from stream.packet import Packet
+from stream.stage import Stage
+
+# MediaPipe Pose landmark indices for the markers that map one to one.
+MEDIAPIPE_INDEX = {
+    "Nose": 0, "LShoulder": 11, "RShoulder": 12, "LElbow": 13, "RElbow": 14,
+    "LWrist": 15, "RWrist": 16, "LHip": 23, "RHip": 24, "LKnee": 25, "RKnee": 26,
+    "LAnkle": 27, "RAnkle": 28, "LHeel": 29, "RHeel": 30, "LBigToe": 31, "RBigToe": 32,
+}  # fmt: skip
+MIRROR_PAIRS = [
+    (a, "L" + a[1:]) for a in MARKERS_21 if a.startswith("R") and "L" + a[1:] in MARKERS_21
+]
+IDX = {name: i for i, name in enumerate(MARKERS_21)}
+CAMERA_TO_LAB = np.diag([1.0, -1.0, -1.0])
+SMALL_TOE_BACK = 0.10  # fraction of heel->big-toe length behind the big toe
+SMALL_TOE_LATERAL = 0.25  # fraction of heel->big-toe length lateral of the big toe
+SCALE_CALIBRATION_FRAMES = 600  # the running median freezes after this many usable frames
+
+
+def focal_length_px(image_size: tuple[int, int], fov_deg: float) -> float:
+    """Pinhole focal length for a field of view measured across the longer image side."""
+    return 0.5 * max(image_size) / np.tan(np.radians(fov_deg) / 2)
+
+
+def standing_height(m: np.ndarray) -> float:
+    """Standing-height proxy (m) from one frame of 21 markers; NaN when a segment is missing."""
+
+    def seg(a: str, b: str) -> float:
+        return float(np.linalg.norm(m[IDX[a]] - m[IDX[b]]))
+
+    def pair(a: str, b: str) -> float:
+        return 0.5 * (seg("R" + a, "R" + b) + seg("L" + a, "L" + b))
+
+    trunk = pair("Hip", "Shoulder")
+    head = 1.5 * seg("Neck", "Nose")
+    return pair("Heel", "Ankle") + pair("Ankle", "Knee") + pair("Knee", "Hip") + trunk + head
+
+
+def place_small_toes(m: np.ndarray) -> None:
+    """Estimate RSmallToe/LSmallToe in place from heel, big toe and the pelvis' lateral axis."""
+    lateral = m[IDX["RHip"]] - m[IDX["LHip"]]  # points to the subject's right
+    for side, sign in (("R", 1.0), ("L", -1.0)):
+        heel, toe = m[IDX[side + "Heel"]], m[IDX[side + "BigToe"]]
+        foot = toe - heel
+        length = np.linalg.norm(foot)
+        out = sign * (lateral - foot * (lateral @ foot) / max(length**2, 1e-12))
+        norm = np.linalg.norm(out)
+        if not np.isfinite(norm) or norm < 1e-9 or length < 1e-6:
+            m[IDX[side + "SmallToe"]] = np.nan
+            continue
+        m[IDX[side + "SmallToe"]] = (
+            toe - SMALL_TOE_BACK * foot + SMALL_TOE_LATERAL * length * out / norm
+        )
+
+
+def mirror_missing(m: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Fill missing left/right markers from their visible partner; returns which were filled."""
+    hip_axis = m[IDX["RHip"]] - m[IDX["LHip"]]
+    norm = np.linalg.norm(hip_axis)
+    filled = np.zeros(len(m), bool)
+    if not np.isfinite(norm) or norm < 1e-6:
+        return filled
+    normal = hip_axis / norm
+    centre = m[IDX["Hip"]]
+    for right, left in MIRROR_PAIRS:
+        for dst, src in ((right, left), (left, right)):
+            i, j = IDX[dst], IDX[src]
+            if missing[i] and not missing[j]:
+                m[i] = m[j] - 2.0 * ((m[j] - centre) @ normal) * normal
+                filled[i] = True
+    return filled
+
+
+def root_translation(
+    skeleton: np.ndarray,
+    image_xy: np.ndarray,
+    weights: np.ndarray,
+    focal: float,
+    centre: np.ndarray,
+) -> np.ndarray:
+    """Camera-frame translation t minimising the reprojection error of ``skeleton + t``.
+
+    Linear in t: f (X + tx) - (u - cx)(Z + tz) = 0 and the same for y, v.
+    """
+    ok = np.isfinite(image_xy).all(axis=1) & np.isfinite(skeleton).all(axis=1) & (weights > 0)
+    if ok.sum() < 3:
+        return np.full(3, np.nan)
+    x, y, z = skeleton[ok].T
+    du, dv = (image_xy[ok] - centre).T
+    w = np.sqrt(weights[ok])
+    n = len(x)
+    a = np.zeros((2 * n, 3))
+    a[:n, 0] = focal
+    a[:n, 2] = -du
+    a[n:, 1] = focal
+    a[n:, 2] = -dv
+    b = np.concatenate([du * z - focal * x, dv * z - focal * y])
+    ww = np.concatenate([w, w])
+    t, *_ = np.linalg.lstsq(a * ww[:, None], b * ww, rcond=None)
+    return t
+
+
+@dataclass
+class _SourceState:
+    heights: list[float] = field(default_factory=list)  # sorted, for the running median
+    last_relative: np.ndarray = field(default_factory=lambda: np.full((21, 3), np.nan))
+
+
+class MarkerBuilder(Stage):
+    """Turns detections into 21 metric markers in the lab frame (see module docstring)."""
+
+    name = "markers"
+
+    def __init__(self) -> None:
+        self._state: dict[str, _SourceState] = {}
+
+    def setup(self, config: Mapping[str, Any]) -> None:
+        markers = config.get("markers", {})
+        self.height = float(config.get("subject", {}).get("height", 1.70))
+        self.visibility_min = float(markers.get("visibility_min", 0.3))
+        self.force_complete = bool(markers.get("force_complete", False))
+        self.estimate_missing = bool(markers.get("estimate_missing", False)) or self.force_complete
+        self.fov_deg = float(markers.get("fov_deg", 60.0))
+
+    def process(self, packet: Packet) -> Packet:
+        state = self._state.setdefault(packet.source_id, _SourceState())
+        markers = np.full((21, 3), np.nan)
+        estimated = np.zeros(21, bool)
+        if packet.meta.get("person", False):
+            markers, estimated = self._markers(packet, state)
+        packet.data["markers_21"] = markers
+        packet.data["markers_21_estimated"] = estimated
+        return packet
+
+    def _markers(self, packet: Packet, state: _SourceState) -> tuple[np.ndarray, np.ndarray]:
+        world = packet.data["world_3d"]
+        vis = packet.data["visibility"]
+        m = np.full((21, 3), np.nan)
+        vis21 = np.zeros(21)
+        for name, k in MEDIAPIPE_INDEX.items():
+            m[IDX[name]] = world[k]
+            vis21[IDX[name]] = vis[k]
+        m[IDX["Hip"]] = 0.5 * (world[23] + world[24])
+        vis21[IDX["Hip"]] = 1.0  # origin of MediaPipe's world frame: always known
+        m[IDX["Neck"]] = 0.5 * (world[11] + world[12])
+        vis21[IDX["Neck"]] = min(vis[11], vis[12])
+        place_small_toes(m)
+        for side in "RL":
+            toe = IDX[side + "SmallToe"]
+            parts = [IDX[side + "Heel"], IDX[side + "BigToe"]]
+            vis21[toe] = vis21[parts].min()
+        estimated = np.zeros(21, bool)
+        estimated[[IDX["RSmallToe"], IDX["LSmallToe"]]] = True
+
+        scale = self._update_scale(state, m, vis21)
+        missing = vis21 < self.visibility_min
+        m[missing] = np.nan
+        if self.estimate_missing:
+            estimated |= mirror_missing(m, missing)
+        if self.force_complete:
+            held = ~np.isfinite(m).all(axis=1) & np.isfinite(state.last_relative).all(axis=1)
+            m[held] = state.last_relative[held]
+            estimated |= held
+        seen = np.isfinite(m).all(axis=1)
+        state.last_relative[seen] = m[seen]
+
+        m *= scale
+        focal = focal_length_px(packet.image_size, self.fov_deg)
+        centre = np.asarray(packet.image_size, float) / 2
+        image = np.full((21, 2), np.nan)
+        for name, k in MEDIAPIPE_INDEX.items():
+            image[IDX[name]] = packet.data["landmarks_2d"][k]
+        weights = np.where(vis21 >= self.visibility_min, vis21, 0.0)
+        weights[[IDX["Hip"], IDX["Neck"], IDX["RSmallToe"], IDX["LSmallToe"]]] = 0.0
+        reference = np.where(np.isfinite(m), m, 0.0)  # unmatched rows carry zero weight
+        t = root_translation(reference, image, weights, focal, centre)
+        packet.meta["scale"] = scale
+        packet.data["root_camera"] = t
+        return (m + t) @ CAMERA_TO_LAB.T, estimated
+
+    def _update_scale(self, state: _SourceState, m: np.ndarray, vis21: np.ndarray) -> float:
+        """Running-median height estimate over usable frames -> metric scale factor."""
+        needed = [IDX[n] for n in MARKERS_21 if n not in ("RWrist", "LWrist", "RElbow", "LElbow")]
+        if len(state.heights) < SCALE_CALIBRATION_FRAMES and vis21[needed].min() >= 0.5:
+            h = standing_height(m)
+            if np.isfinite(h) and h > 0:
+                bisect.insort(state.heights, h)
+        if not state.heights:
+            return 1.0 if not np.isfinite(self.height) else self.height / 1.70
+        return self.height / float(np.median(state.heights))
+
+    def reset(self, source_id: str | None = None) -> None:
+        if source_id is None:
+            self._state.clear()
+        else:
+            self._state.pop(source_id, None)

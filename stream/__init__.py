@@ -1,0 +1,1 @@
+"""Engine core: the packet that flows between stages and the stage contract."""
