@@ -40,9 +40,12 @@ MEDIAPIPE_INDEX = {
     "LWrist": 15, "RWrist": 16, "LHip": 23, "RHip": 24, "LKnee": 25, "RKnee": 26,
     "LAnkle": 27, "RAnkle": 28, "LHeel": 29, "RHeel": 30, "LBigToe": 31, "RBigToe": 32,
 }  # fmt: skip
-MIRROR_PAIRS = [
-    (a, "L" + a[1:]) for a in MARKERS_21 if a.startswith("R") and "L" + a[1:] in MARKERS_21
-]
+# Left/right markers, proximal to distal, and the parent each limb segment hangs from.
+MIRROR_ORDER = ("Shoulder", "Hip", "Elbow", "Knee", "Wrist", "Ankle", "Heel", "BigToe", "SmallToe")
+SEGMENT_PARENT = {
+    "Elbow": "Shoulder", "Wrist": "Elbow", "Knee": "Hip", "Ankle": "Knee",
+    "Heel": "Ankle", "BigToe": "Ankle", "SmallToe": "Ankle",
+}  # fmt: skip
 IDX = {name: i for i, name in enumerate(MARKERS_21)}
 CAMERA_TO_LAB = np.diag([1.0, -1.0, -1.0])
 SMALL_TOE_BACK = 0.10  # fraction of heel->big-toe length behind the big toe
@@ -87,7 +90,13 @@ def place_small_toes(m: np.ndarray) -> None:
 
 
 def mirror_missing(m: np.ndarray, missing: np.ndarray) -> np.ndarray:
-    """Fill missing left/right markers from their visible partner; returns which were filled."""
+    """Fill missing left/right markers from the visible side; returns which were filled.
+
+    A limb is mirrored segment by segment, proximal to distal: the visible side's segment
+    vector (parent -> marker), reflected through the mid-sagittal plane, is attached to this
+    side's parent, so bone lengths stay the visible side's. Without a parent on this side
+    the marker's position itself is reflected.
+    """
     hip_axis = m[IDX["RHip"]] - m[IDX["LHip"]]
     norm = np.linalg.norm(hip_axis)
     filled = np.zeros(len(m), bool)
@@ -95,12 +104,25 @@ def mirror_missing(m: np.ndarray, missing: np.ndarray) -> np.ndarray:
         return filled
     normal = hip_axis / norm
     centre = m[IDX["Hip"]]
-    for right, left in MIRROR_PAIRS:
-        for dst, src in ((right, left), (left, right)):
-            i, j = IDX[dst], IDX[src]
-            if missing[i] and not missing[j]:
-                m[i] = m[j] - 2.0 * ((m[j] - centre) @ normal) * normal
-                filled[i] = True
+
+    def reflect(v: np.ndarray) -> np.ndarray:
+        return v - 2.0 * (v @ normal) * normal
+
+    for part in MIRROR_ORDER:
+        for side, other in (("R", "L"), ("L", "R")):
+            i, j = IDX[side + part], IDX[other + part]
+            if not missing[i] or not np.isfinite(m[j]).all():
+                continue
+            parent = SEGMENT_PARENT.get(part)
+            if (
+                parent
+                and np.isfinite(m[IDX[side + parent]]).all()
+                and np.isfinite(m[IDX[other + parent]]).all()
+            ):
+                m[i] = m[IDX[side + parent]] + reflect(m[j] - m[IDX[other + parent]])
+            else:
+                m[i] = centre + reflect(m[j] - centre)
+            filled[i] = True
     return filled
 
 
