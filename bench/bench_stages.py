@@ -1,0 +1,54 @@
+"""Per-stage cost after detection, isolated from MediaPipe: ms per frame for each stage.
+
+Detections of the demo video are computed once; then each post-detection stage is run
+over the whole sequence ``--repeat`` times and the best run is reported (the least
+disturbed by other load on the machine).
+
+    uv run python bench/bench_stages.py [--repeat 5] [--video PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.resources
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stages.capture import VideoSource  # noqa: E402
+from stream.config import load_config  # noqa: E402
+from stream.pipeline import build_stages  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--video", type=Path)
+    args = parser.parse_args()
+    video = args.video or Path(
+        str(importlib.resources.files("Pose2Sim") / "Demo_SinglePerson/videos/cam01.mp4")
+    )
+    stages = build_stages(load_config())
+    detect, later = stages[0], stages[1:]
+    detected = [detect(p) for p in VideoSource(video)]
+    print(f"video: {video.name}, {len(detected)} frames, best of {args.repeat} runs")
+    packets = detected
+    for stage in later:
+        best = float("inf")
+        for _ in range(args.repeat):
+            stage.reset()
+            inputs = [copy.deepcopy(p) for p in packets]
+            start = time.perf_counter()
+            outputs = [stage.process(p) for p in inputs]
+            best = min(best, time.perf_counter() - start)
+        print(f"  {stage.name:8s} {1000 * best / len(packets):7.3f} ms per frame")
+        packets = outputs
+
+
+if __name__ == "__main__":
+    main()
