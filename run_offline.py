@@ -1,8 +1,10 @@
-"""Offline mode: video file(s) -> MediaPipe -> metric markers -> LSTM augmentation -> TRC.
+"""Offline mode: video file(s) -> MediaPipe -> metric markers -> LSTM augmentation -> TRC,
+plus ISB joint angles (CSV, .mot, plots) on request.
 
 Examples:
     uv run run_offline.py --demo
     uv run run_offline.py walk.mp4 --height 1.82 --mass 78 --output results/
+    uv run run_offline.py walk.mp4 --compute-all-joint-angles --plot-all-joint-angles
 """
 
 from __future__ import annotations
@@ -53,6 +55,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="estimate every missing marker so each frame with a person is complete",
     )
+    p.add_argument(
+        "--compute-all-joint-angles",
+        action="store_true",
+        default=None,
+        help="write joint_angles/<video>_<joint>.csv per group and an OpenSim .mot",
+    )
+    p.add_argument(
+        "--plot-all-joint-angles",
+        action="store_true",
+        default=None,
+        help="write a PNG per joint group and a summary figure",
+    )
     p.add_argument("--fov", type=float, help="camera field of view across the long side (deg)")
     p.add_argument("--output", type=Path, help="output folder (default from config.toml)")
     p.add_argument("--config", type=Path, help="configuration file (default: config.toml)")
@@ -89,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 "markers.estimate_missing": args.estimate_missing,
                 "markers.force_complete": args.force_complete,
                 "markers.fov_deg": args.fov,
+                "angles.compute_all": args.compute_all_joint_angles,
+                "angles.plot_all": args.plot_all_joint_angles,
                 "output.dir": str(args.output) if args.output else None,
             },
         )

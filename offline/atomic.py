@@ -2,6 +2,7 @@
 
 Writers stream into a hidden temporary file in the destination folder and ``os.replace``
 it into place on ``commit``; ``discard`` (or a crash) leaves nothing under the final name.
+Used as a context manager it commits on success and discards on any exception.
 """
 
 from __future__ import annotations
@@ -9,20 +10,21 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import IO
+from types import TracebackType
+from typing import IO, Any
 
 
 class AtomicFile:
-    """A text file written under a temporary name and renamed into place on commit."""
+    """A file written under a temporary name and renamed into place on commit."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, binary: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
         )
         self.tmp_path = Path(tmp)
-        self.handle: IO[str] = os.fdopen(fd, "w", newline="")
+        self.handle: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="")
 
     def commit(self) -> Path:
         """Flush to disk and move into place."""
@@ -37,3 +39,21 @@ class AtomicFile:
         if not self.handle.closed:
             self.handle.close()
         self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> IO[Any]:
+        return self.handle
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.discard()
+            return
+        try:
+            self.commit()
+        except BaseException:
+            self.discard()
+            raise

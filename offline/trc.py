@@ -52,16 +52,12 @@ class TrcWriter:
         """Write the header with the final frame count and move the file into place."""
         self._body.handle.flush()
         self._body.handle.close()
-        out = AtomicFile(self.path)
         try:
-            out.handle.write(trc_header(self.path.name, self.markers, self.rate, self.n_frames))
-            with open(self._body.tmp_path, encoding="utf-8") as rows:
-                for line in rows:
-                    out.handle.write(line)
-            out.commit()
-        except BaseException:
-            out.discard()
-            raise
+            with AtomicFile(self.path) as out:
+                out.write(trc_header(self.path.name, self.markers, self.rate, self.n_frames))
+                with open(self._body.tmp_path, encoding="utf-8") as rows:
+                    for line in rows:
+                        out.write(line)
         finally:
             self._body.discard()
         return self.path

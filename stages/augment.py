@@ -11,8 +11,10 @@ Missing data never enters the recurrent state as NaN. Per source, each network k
 last hip-relative position of each of its feature markers. A frame counts as a person for
 a network when ``Hip`` and at least half of its feature markers are observed; then the
 missing ones are held at their last position (written to the output too, flagged
-estimated) and the network steps. Without a person, or before every feature marker has
-been seen once (there is nothing to hold yet), the network does not step: its outputs
+estimated) and the network steps. A feature marker not seen since the last reset has
+nothing to hold yet: it starts from its partner mirrored through the mid-sagittal plane
+(``stages.markers.mirror_missing``), flagged estimated. Without a person, or when such a
+marker cannot be mirrored either, the network does not step: its outputs
 are NaN and its state is kept. After more than ``max_gap_frames`` consecutive frames
 without a person its state and held markers are forgotten, so a person who comes back
 starts a fresh sequence; a shorter gap continues as if the gap frames were not there.
@@ -45,6 +47,7 @@ from stages.marker_sets import (
     MARKERS_64,
     indices,
 )
+from stages.markers import mirror_missing
 from stream.packet import Packet
 from stream.stage import Stage
 
@@ -164,8 +167,10 @@ class Augment(Stage):
         out[: len(MARKERS_21)] = markers
         estimated = np.zeros(len(MARKERS_64), bool)
         estimated[: len(MARKERS_21)] = packet.data.get("markers_21_estimated", False)
+        mirrored = markers.copy()
+        mirror_missing(mirrored, ~np.isfinite(markers).all(axis=1))
         for part, track in zip(self._parts, tracks, strict=True):
-            self._advance(part, track, markers, out, estimated)
+            self._advance(part, track, markers, mirrored, out, estimated)
         estimated &= np.isfinite(out).all(axis=1)
         packet.data["markers_64"] = out
         packet.data["markers_64_estimated"] = estimated
@@ -182,6 +187,7 @@ class Augment(Stage):
         part: _Part,
         track: _Track,
         markers: np.ndarray,
+        mirrored: np.ndarray,
         out: np.ndarray,
         estimated: np.ndarray,
     ) -> None:
@@ -196,8 +202,10 @@ class Augment(Stage):
             return
         track.gap = 0
         track.held[observed] = inputs[observed] - hip
+        never_seen = ~np.isfinite(track.held).all(axis=1)
+        track.held[never_seen] = mirrored[part.input_rows][never_seen] - hip
         if not np.isfinite(track.held).all():
-            return  # a feature marker not seen since the last reset: nothing to hold yet
+            return  # a feature marker neither seen nor mirrorable: nothing to hold yet
         features = track.model.features(track.held, self.height, self.mass)
         out[part.output_rows] = track.model.step(features) * self.height + hip
         estimated[part.output_rows] = True

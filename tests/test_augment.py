@@ -189,7 +189,7 @@ def test_gaps_hold_markers_and_reset_state(config) -> None:
 
 def test_network_waits_for_every_feature_marker(config) -> None:
     frames = synthetic_walk(60)
-    frames[:5, M["RHeel"]] = np.nan  # never seen yet: the lower network cannot step
+    frames[:5, [M["RHeel"], M["LHeel"]]] = np.nan  # never seen, not mirrorable: no step
     legs = [M[s + m] for s in "RL" for m in ("Hip", "Knee", "Ankle", "Heel", "BigToe")]
     frames[30, legs] = np.nan  # 5 of 15 lower features left: no person for that network
     out, flags = run(make_stage(config), frames)
@@ -202,6 +202,19 @@ def test_network_waits_for_every_feature_marker(config) -> None:
     np.testing.assert_allclose(
         np.delete(out[5:, LOWER_ROWS], 30 - 5, axis=0), fresh[:, LOWER_ROWS], rtol=0, atol=1e-12
     )
+
+
+def test_never_seen_marker_starts_mirrored(config) -> None:
+    frames = synthetic_walk(20)
+    frames[:5, M["RHeel"]] = np.nan  # never seen yet, but its partner is visible
+    out, flags = run(make_stage(config), frames)
+    assert np.isfinite(out[:, LOWER_ROWS]).all()
+    assert flags[:5, M["RHeel"]].all() and not flags[5:, M["RHeel"]].any()
+    hip = frames[0, M["Hip"]]
+    lateral = frames[0, M["RHip"]] - frames[0, M["LHip"]]
+    lateral /= np.linalg.norm(lateral)
+    mirrored_x = (frames[0, M["LHeel"]] - hip) @ lateral
+    assert (out[0, M["RHeel"]] - hip) @ lateral == pytest.approx(-mirrored_x)
 
 
 def test_sources_keep_separate_state(config) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from stages.angles import ANGLE_COLUMNS, ANGLE_GROUPS
 from stages.capture import VideoSource
 from stages.marker_sets import MARKERS_64
 from stream.config import with_overrides
@@ -68,3 +69,74 @@ def test_bone_lengths_plausible_and_stable(demo_markers: dict, camera: str) -> N
             print(f"{camera} {side}{bone}: {mean:.3f} m ({mean / HEIGHT:.3f} H), CV {cv:.3f}")
             assert low * HEIGHT <= mean <= high * HEIGHT, f"{side}{bone} {mean:.3f} m"
             assert cv <= MAX_BONE_CV, f"{side}{bone} CV {cv:.3f}"
+
+
+@pytest.fixture(scope="module")
+def demo_angles(config: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Joint angles of every frame of every demo camera, default settings."""
+    stages = build_stages(config)
+    out = {}
+    for camera in DEMO_CAMERAS:
+        out[camera] = np.array(
+            [run_inline(stages, p).data["angles"] for p in VideoSource(demo_video(camera))]
+        )
+        for stage in stages:
+            stage.reset()
+    return out
+
+
+# Physiological ranges of motion (deg, generous: AAOS normal values plus margin for
+# monocular error) for the flexion columns, checked on the 5th..95th percentiles: MediaPipe's
+# depth of a foot pointing away from the camera is sometimes wrong for a few frames (cam02:
+# ankle down to -146 deg for 3 frames), which the learned lifter is meant to fix.
+# Continuity is validated on the synthetic model (tests/test_angles.py): on these videos
+# MediaPipe itself jumps when it re-detects the person (cam02 frames 41, 62-67, 75: the 2D
+# landmarks move 100-240 px in one frame), so frame-to-frame steps are not the stage's.
+FLEXION_RANGES = {
+    "hip_r_flex_deg": (-40, 140),
+    "hip_l_flex_deg": (-40, 140),
+    "knee_r_flex_deg": (-20, 160),
+    "knee_l_flex_deg": (-20, 160),
+    # plantarflexion up to ~55 deg, plus the ~-15 deg offset that the augmenter's heel
+    # marker gives a neutral foot (see docs/joint_angles.md)
+    "ankle_r_flex_deg": (-80, 45),
+    "ankle_l_flex_deg": (-80, 45),
+    "elbow_r_flex_deg": (-20, 170),
+    "elbow_l_flex_deg": (-20, 170),
+}
+
+
+@pytest.mark.parametrize("camera", DEMO_CAMERAS)
+def test_every_joint_group_for_90_percent_of_frames(demo_angles: dict, camera: str) -> None:
+    angles = demo_angles[camera]
+    for group, columns in ANGLE_GROUPS.items():
+        rows = angles[:, [ANGLE_COLUMNS.index(c) for c in columns]]
+        coverage = np.isfinite(rows).all(axis=1).mean()
+        assert coverage >= 0.9, f"{camera} {group}: {100 * coverage:.0f}% of frames"
+
+
+# Known failure of the MediaPipe lift: on cam04 the left foot points away from the camera
+# and MediaPipe's depth tips it down (ankle -99 deg at p5). Kept as a strict xfail below so
+# the day a better lift fixes it, the test says so.
+KNOWN_LIFT_FAILURES = {("cam04", "ankle_l_flex_deg")}
+
+
+def assert_flexion_in_range(angles: np.ndarray, camera: str, column: str) -> None:
+    low, high = FLEXION_RANGES[column]
+    series = angles[:, ANGLE_COLUMNS.index(column)]
+    p5, p95 = np.nanpercentile(series, [5, 95])
+    print(f"{camera} {column}: min {np.nanmin(series):.0f}, p5 {p5:.0f}, p95 {p95:.0f}")
+    assert low <= p5 and p95 <= high, f"{camera} {column}: p5 {p5:.0f}, p95 {p95:.0f}"
+
+
+@pytest.mark.parametrize("camera", DEMO_CAMERAS)
+def test_flexion_ranges_physiological(demo_angles: dict, camera: str) -> None:
+    for column in FLEXION_RANGES:
+        if (camera, column) not in KNOWN_LIFT_FAILURES:
+            assert_flexion_in_range(demo_angles[camera], camera, column)
+
+
+@pytest.mark.xfail(strict=True, reason="MediaPipe foot depth on cam04 (see KNOWN_LIFT_FAILURES)")
+@pytest.mark.parametrize(("camera", "column"), sorted(KNOWN_LIFT_FAILURES))
+def test_known_lift_failures(demo_angles: dict, camera: str, column: str) -> None:
+    assert_flexion_in_range(demo_angles[camera], camera, column)
