@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,13 @@ class RunSummary:
             f"  person detected in {pct(self.detected):.1f}% of frames, "
             f"64 markers complete in {pct(self.complete_64):.1f}%",
             f"  ms per frame: {stages}",
-            *(f"  -> {p}" for p in self.files),
+            *(f"  -> {p}" for p in self.files if p.parent.name != "joint_angles"),
+            *(
+                f"  -> {folder}/ ({n} joint-angle files)"
+                for folder, n in Counter(
+                    p.parent for p in self.files if p.parent.name == "joint_angles"
+                ).items()
+            ),
         ]
 
 

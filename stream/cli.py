@@ -1,0 +1,90 @@
+"""Command-line pieces shared by ``run_offline.py`` and ``run_live.py``.
+
+Both entry points take the same subject and marker flags, map them onto ``config.toml``
+keys the same way and report bad values the same way: one ``error:`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any, NoReturn
+
+from stream.config import ConfigError, load_config, with_overrides
+
+
+def quiet_native_logs() -> None:
+    """Silence MediaPipe's C++ log chatter (set before mediapipe is imported)."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line naming the problem, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that set the subject, marker and angle options of the pipeline."""
+    p.add_argument("--height", type=float, help="subject standing height in metres")
+    p.add_argument("--mass", type=float, help="subject mass in kg")
+    p.add_argument("--visibility-min", type=float, help="landmarks below this are missing")
+    p.add_argument(
+        "--estimate-missing", action="store_true", default=None, help="mirror occluded limbs"
+    )
+    p.add_argument(
+        "--force-complete",
+        action="store_true",
+        default=None,
+        help="estimate every missing marker so each frame with a person is complete",
+    )
+    p.add_argument(
+        "--compute-all-joint-angles",
+        action="store_true",
+        default=None,
+        help="write joint_angles/<video>_<joint>.csv per group and an OpenSim .mot",
+    )
+    p.add_argument(
+        "--plot-all-joint-angles",
+        action="store_true",
+        default=None,
+        help="write a PNG per joint group and a summary figure",
+    )
+    p.add_argument("--fov", type=float, help="camera field of view across the long side (deg)")
+    p.add_argument("--config", type=Path, help="configuration file (default: config.toml)")
+
+
+def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> dict:
+    """``config.toml`` (or ``--config``) with the flags applied and checked."""
+    config = with_overrides(
+        load_config(args.config),
+        {
+            "subject.height": args.height,
+            "subject.mass": args.mass,
+            "markers.visibility_min": args.visibility_min,
+            "markers.estimate_missing": args.estimate_missing,
+            "markers.force_complete": args.force_complete,
+            "markers.fov_deg": args.fov,
+            "angles.compute_all": args.compute_all_joint_angles,
+            "angles.plot_all": args.plot_all_joint_angles,
+            **(extra or {}),
+        },
+    )
+    check_values(config)
+    return config
+
+
+def check_values(config: dict[str, Any]) -> None:
+    """Reject values that would silently give nonsense."""
+    checks = [
+        ("--height", config["subject"]["height"], 0.5, 2.6, "m"),
+        ("--mass", config["subject"]["mass"], 10.0, 300.0, "kg"),
+        ("--visibility-min", config["markers"]["visibility_min"], 0.0, 1.0, ""),
+        ("--fov", config["markers"]["fov_deg"], 10.0, 170.0, "deg"),
+    ]
+    for flag, value, low, high, unit in checks:
+        if not low <= float(value) <= high:
+            raise ConfigError(f"{flag} must be between {low} and {high} {unit}, got {value}")
