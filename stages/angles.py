@@ -432,7 +432,9 @@ class JointAngles(Stage):
         if state is None:
             state = self._states[packet.source_id] = _SourceState()
         out = np.empty(len(ANGLE_COLUMNS))
-        markers = np.ascontiguousarray(markers, dtype=np.float64)
+        # A writable copy: arrays decoded from a socket are read-only, and numba would
+        # compile a second kernel for read-only input.
+        markers = np.array(markers, dtype=np.float64, order="C")
         angles_kernel(markers, self._tables, state.angles, state.valid, out)
         packet.data["angles"] = out
         return packet

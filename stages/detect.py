@@ -29,6 +29,7 @@ class MediaPipeDetector(Stage):
         self.keep_image = keep_image
         self._settings: dict[str, Any] = {}
         self._trackers: dict[str, Any] = {}
+        self._spare: Any = None
 
     def setup(self, config: Mapping[str, Any]) -> None:
         detect = config.get("detect", {})
@@ -40,13 +41,17 @@ class MediaPipeDetector(Stage):
             "min_detection_confidence": float(detect.get("min_detection_confidence", 0.5)),
             "min_tracking_confidence": float(detect.get("min_tracking_confidence", 0.5)),
         }
+        self._spare = self._new_tracker()  # load the model now, not on the first frame
+
+    def _new_tracker(self) -> Any:
+        from mediapipe.python.solutions import pose as mp_pose
+
+        return mp_pose.Pose(**self._settings)
 
     def _tracker(self, source_id: str) -> Any:
         tracker = self._trackers.get(source_id)
         if tracker is None:
-            from mediapipe.python.solutions import pose as mp_pose
-
-            tracker = mp_pose.Pose(**self._settings)
+            tracker, self._spare = self._spare or self._new_tracker(), None
             self._trackers[source_id] = tracker
         return tracker
 
@@ -85,3 +90,6 @@ class MediaPipeDetector(Stage):
 
     def close(self) -> None:
         self.reset()
+        if self._spare is not None:
+            self._spare.close()
+            self._spare = None

@@ -105,6 +105,10 @@ class Recorder(Sink):
             )
         self.written[source_id] = written
 
+    def open_sources(self) -> list[str]:
+        """Sources with files still being written."""
+        return list(self._files)
+
     def discard(self, source_id: str) -> None:
         """Drop everything written for a failed source."""
         files = self._files.pop(source_id, None)

@@ -1,0 +1,83 @@
+"""Live mode: webcam, video file or stream URL -> the pipeline, one process per stage ->
+markers and angles published over ZeroMQ (and recorded with --record).
+
+Examples:
+    uv run run_live.py --source 0                           # webcam 0, until Ctrl-C
+    uv run run_live.py --source walk.mp4 --stats            # a file played at its frame rate
+    uv run run_live.py --source walk.mp4 --record out/ --lossless
+    uv run python transports/example_subscriber.py          # in another terminal
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from stream.cli import OneLineParser, add_pipeline_flags, config_from_args, quiet_native_logs
+
+quiet_native_logs()
+
+from stages.capture import classify_source  # noqa: E402
+from stream.config import ConfigError  # noqa: E402
+from stream.supervisor import LiveOptions, PipelineError, run_live  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", default="0", help="webcam index, video file or stream URL")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--realtime",
+        dest="realtime",
+        action="store_true",
+        default=None,
+        help="play a video file at its own frame rate, like a camera (default for files)",
+    )
+    pace.add_argument(
+        "--as-fast-as-possible", dest="realtime", action="store_false", help="do not pace files"
+    )
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--lossless", action="store_true", help="never drop a frame (blocks capture)")
+    p.add_argument("--no-viewer", action="store_true", help="headless (the default for now)")
+    p.add_argument("--publish", help="public stream endpoint (default tcp://127.0.0.1:5555)")
+    p.add_argument("--control", help="control socket endpoint (default tcp://127.0.0.1:5556)")
+    p.add_argument("--record", type=Path, help="write TRC/CSV files into this folder")
+    p.add_argument("--stats", action="store_true", help="print latency percentiles at the end")
+    add_pipeline_flags(p)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.duration is not None and args.duration <= 0:
+        print("error: --duration must be positive (seconds)", file=sys.stderr)
+        return 2
+    try:
+        config = config_from_args(
+            args, {"live.publish": args.publish, "live.control": args.control}
+        )
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    is_file = classify_source(args.source) == "file"
+    if is_file and not Path(args.source).exists():
+        print(f"error: video not found: {args.source} (check the path)", file=sys.stderr)
+        return 2
+    options = LiveOptions(
+        source=args.source,
+        realtime=is_file if args.realtime is None else args.realtime,
+        lossless=args.lossless,
+        duration_s=args.duration,
+        record_dir=args.record,
+        print_stats=args.stats,
+    )
+    try:
+        return run_live(config, options)
+    except (PipelineError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

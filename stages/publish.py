@@ -1,0 +1,66 @@
+"""Publisher sink: the public ZeroMQ stream other programs subscribe to.
+
+A PUB socket sends multipart ``[topic, msgpack payload]`` (schema in
+``transports/schema.py``): ``pose.markers`` and ``pose.angles`` every frame, ``pose.status``
+when the owner calls ``publish_status``. PUB never blocks: a subscriber that stalls only
+loses its own messages once its queue (``SNDHWM``) is full, the pipeline and the other
+subscribers are not slowed. Binds to 127.0.0.1 unless configured otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from stream.packet import Packet
+from stream.stage import Sink
+from transports.queues import Publisher
+
+SUBSCRIBER_QUEUE = 1000  # messages kept per subscriber before it starts losing them
+
+
+class StreamPublisher(Sink):
+    """Publishes markers and angles of every packet."""
+
+    name = "publish"
+
+    def __init__(self, endpoint: str | None = None) -> None:
+        self.endpoint = endpoint
+        self._publisher: Publisher | None = None
+
+    def setup(self, config: Mapping[str, Any]) -> None:
+        if self.endpoint is None:
+            self.endpoint = config.get("live", {}).get("publish", "tcp://127.0.0.1:5555")
+        self._publisher = Publisher(self.endpoint, hwm=SUBSCRIBER_QUEUE)
+
+    def _send(self, topic: str, payload: dict[str, Any]) -> None:
+        assert self._publisher is not None, "setup() first"
+        self._publisher.send(topic, payload)
+
+    def process(self, packet: Packet) -> Packet:
+        head = {
+            "source_id": packet.source_id,
+            "frame_index": packet.frame_index,
+            "timestamp_ns": packet.timestamp_ns,
+        }
+        self._send(
+            "pose.markers",
+            {
+                **head,
+                "media_time_s": packet.media_time_s,
+                "person": bool(packet.meta.get("person", False)),
+                "markers": packet.data["markers_64"],
+                "estimated": packet.data["markers_64_estimated"],
+            },
+        )
+        if "angles" in packet.data:
+            self._send("pose.angles", {**head, "angles": packet.data["angles"]})
+        return packet
+
+    def publish_status(self, status: dict[str, Any]) -> None:
+        self._send("pose.status", status)
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None

@@ -1,0 +1,69 @@
+"""The live process graph: which processes run and where each one listens.
+
+``capture -> stage_1 -> ... -> stage_n -> sink``. Every stage and the sink bind their
+input endpoint and connect to the next one's, so a restarted process simply binds again
+and its neighbours reconnect on their own. ipc:// endpoints live in a private run folder
+that the supervisor removes at exit, so no stale socket file is left behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stream.config import ConfigError
+from stream.pipeline import load_stage_class
+
+
+@dataclass(frozen=True)
+class StageNode:
+    """One stage process: its class spec and the endpoints it reads from and writes to."""
+
+    name: str
+    spec: str
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Endpoints of a whole live pipeline."""
+
+    first_input: str  # where capture sends
+    stages: tuple[StageNode, ...]
+    sink_input: str
+    events: str  # supervisor -> sink notifications (restarts, abort)
+    publish: str
+    control: str
+
+
+def plan_graph(config: Mapping[str, Any], run_dir: Path) -> Graph:
+    """Endpoints for every process from ``[pipeline]`` and ``[live]``."""
+    live = config.get("live", {})
+    specs = list(config.get("pipeline", {}).get("stages", []))
+    if not specs:
+        raise ConfigError("config has no [pipeline] stages")
+    names = [load_stage_class(spec).name for spec in specs]
+    transport = live.get("transport", "ipc")
+    if transport == "ipc":
+        inputs = [f"ipc://{run_dir}/{i}-{name}.sock" for i, name in enumerate(names)]
+        inputs.append(f"ipc://{run_dir}/sink.sock")
+    elif transport == "tcp":
+        host, base = live.get("tcp_host", "127.0.0.1"), int(live.get("tcp_base_port", 5600))
+        inputs = [f"tcp://{host}:{base + i}" for i in range(len(names) + 1)]
+    else:
+        raise ConfigError(f"[live] transport must be 'ipc' or 'tcp', got {transport!r}")
+    nodes = tuple(
+        StageNode(name, spec, inputs[i], inputs[i + 1])
+        for i, (name, spec) in enumerate(zip(names, specs, strict=True))
+    )
+    return Graph(
+        first_input=inputs[0],
+        stages=nodes,
+        sink_input=inputs[-1],
+        events=f"ipc://{run_dir}/events.sock",
+        publish=live.get("publish", "tcp://127.0.0.1:5555"),
+        control=live.get("control", "tcp://127.0.0.1:5556"),
+    )

@@ -1,0 +1,239 @@
+"""What each process of the live graph runs: capture, one stage, or the sink.
+
+The functions here are process entry points started by the supervisor. A stage process
+knows nothing about its stage beyond the contract: it receives a packet, calls the stage,
+sends the result on. Children ignore Ctrl-C (the supervisor coordinates the shutdown) and
+die with their parent (``PR_SET_PDEATHSIG``) so no orphan outlives a crashed supervisor.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from stages.capture import SourceError, VideoSource
+from stages.publish import StreamPublisher
+from stages.record import Recorder
+from stream.graph import Graph, StageNode
+from stream.pipeline import load_stage_class
+from stream.stats import LatencyStats
+from transports.codec import EndOfStream, unpack
+from transports.control import ControlServer
+from transports.queues import PacketReceiver, PacketSender
+
+POLL_S = 0.1  # how often idle loops look at their stop flag
+EXIT_SOURCE_ERROR = 3
+EXIT_ABORTED = 4
+
+
+class _StopFlag:
+    """Set by SIGTERM; loops check it between packets so they can finish cleanly."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.stop = True
+
+
+def become_child() -> None:
+    """Ignore Ctrl-C and die when the parent dies (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def capture_main(
+    source: str, graph: Graph, realtime: bool, lossless: bool, duration_s: float | None
+) -> None:
+    """Read the source and feed the first stage; live drops here, never further down."""
+    become_child()
+    flag = _StopFlag()
+    try:
+        video = VideoSource(source, realtime=realtime)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_SOURCE_ERROR)
+    sender = PacketSender(graph.first_input, lossless=lossless)
+    start = time.monotonic()
+    try:
+        for packet in video:
+            if flag.stop or (duration_s is not None and time.monotonic() - start > duration_s):
+                break
+            packet.meta["dropped"] = sender.dropped
+            while not sender.send(packet, timeout_s=POLL_S) and lossless and not flag.stop:
+                pass
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sender.send_end(video.source_id, timeout_s=1.0)
+        sys.exit(EXIT_SOURCE_ERROR)
+    finally:
+        video.close()
+    sender.send_end(video.source_id, timeout_s=2.0)
+    sender.close()
+
+
+def stage_main(
+    node: StageNode, config: Mapping[str, Any], lossless: bool, first: bool, ready: Any
+) -> None:
+    """Run one stage between its input and output links until the source ends.
+
+    ``ready`` (a multiprocessing Event) is set once the stage is set up, so capture starts
+    only when every model is loaded.
+    """
+    become_child()
+    flag = _StopFlag()
+    stage = load_stage_class(node.spec)()
+    stage.setup(config)
+    # The first stage takes one frame at a time so the capture end drops, not this queue.
+    capacity = 1 if first and not lossless else int(config.get("live", {}).get("queue", 2))
+    receiver = PacketReceiver(node.input, capacity=capacity)
+    sender = PacketSender(node.output, lossless=True)
+    ready.set()
+    try:
+        while not flag.stop:
+            item = receiver.recv(timeout_s=POLL_S)
+            if item is None:
+                continue
+            if isinstance(item, EndOfStream):
+                stage.reset(item.source_id)
+                sender.send_end(item.source_id, timeout_s=2.0)
+                break
+            packet = stage(item)
+            if packet is not None:
+                while not sender.send(packet, timeout_s=POLL_S) and not flag.stop:
+                    pass
+    finally:
+        stage.close()
+        receiver.close()
+        sender.close()
+
+
+def sink_main(
+    graph: Graph,
+    config: Mapping[str, Any],
+    record_dir: Path | None,
+    print_stats: bool,
+    ready: Any,
+) -> None:
+    """Publish, record and report; answer the control socket; finalize files on stop."""
+    become_child()
+    flag = _StopFlag()
+    context = zmq.Context.instance()
+    publisher = StreamPublisher(graph.publish)
+    publisher.setup(config)
+    recorder = None
+    if record_dir is not None:
+        recorder = Recorder(record_dir)
+        recorder.setup(config)
+    receiver = PacketReceiver(graph.sink_input, capacity=int(config["live"].get("queue", 2)))
+    events = context.socket(zmq.PULL)
+    events.linger = 0
+    events.bind(graph.events)
+    stats = LatencyStats()
+    restarts: dict[str, int] = {}
+    last: dict[str, Any] = {"person": False, "dropped": 0}
+    captured: deque[tuple[int, int]] = deque(maxlen=600)  # (capture ns, frame index)
+    angle_names = _angle_names(config)
+
+    def status() -> dict[str, Any]:
+        now = time.monotonic_ns()
+        fps, latencies = stats.window(now)
+        p50, p95 = (_percentile(latencies, q) for q in (50, 95))
+        return {
+            "source_fps": _source_fps(captured),
+            "published_fps": fps,
+            "latency_ms_p50": p50,
+            "latency_ms_p95": p95,
+            "person": last["person"],
+            "dropped": last["dropped"],
+            "restarts": dict(restarts),
+        }
+
+    ports = {"publish": graph.publish, "control": graph.control}
+    control = ControlServer(context, graph.control, ports, status, angle_names)
+    interval = float(config["live"].get("status_interval_s", 1.0))
+    ready.set()
+    next_status = time.monotonic() + interval
+    exit_code = 0
+    try:
+        while not flag.stop:
+            control.poll_once()
+            exit_code = _read_events(events, restarts)
+            if exit_code:
+                if recorder is not None:
+                    for source_id in list(recorder.open_sources()):
+                        recorder.discard(source_id)
+                break
+            item = receiver.recv(timeout_s=0.02)
+            if isinstance(item, EndOfStream):
+                if recorder is not None:
+                    recorder.finish(item.source_id)
+                break
+            if item is not None:
+                publisher(item)
+                if recorder is not None:
+                    recorder(item)
+                stats.add(item, time.monotonic_ns())
+                captured.append((item.timestamp_ns, item.frame_index))
+                last["person"] = bool(item.meta.get("person", False))
+                last["dropped"] = int(item.meta.get("dropped", 0))
+            if time.monotonic() >= next_status:
+                publisher.publish_status(status())
+                next_status += interval
+    finally:
+        if recorder is not None:
+            recorder.close()  # finalize whatever is open into valid files
+        publisher.publish_status(status())
+        if print_stats:
+            print(stats.report(), flush=True)
+        control.close()
+        publisher.close()
+        receiver.close()
+        events.close()
+    sys.exit(exit_code)
+
+
+def _read_events(events: zmq.Socket, restarts: dict[str, int]) -> int:
+    """Apply supervisor notifications; a non-zero return is the exit code to stop with."""
+    while events.poll(0):
+        event = unpack(events.recv())
+        if event.get("restart"):
+            restarts[event["restart"]] = restarts.get(event["restart"], 0) + 1
+        if event.get("abort"):
+            return EXIT_ABORTED
+    return 0
+
+
+def _source_fps(captured: deque[tuple[int, int]]) -> float:
+    """Frames the source produced per second, from the indices of the frames that arrived."""
+    if len(captured) < 2:
+        return 0.0
+    (t0, i0), (t1, i1) = captured[0], captured[-1]
+    return (i1 - i0) / max((t1 - t0) / 1e9, 1e-9)
+
+
+def _angle_names(config: Mapping[str, Any]) -> tuple[str, ...]:
+    specs = config.get("pipeline", {}).get("stages", [])
+    if any(spec.startswith("stages.angles:") for spec in specs):
+        from stages.angles import ANGLE_COLUMNS
+
+        return ANGLE_COLUMNS
+    return ()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]

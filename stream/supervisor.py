@@ -1,0 +1,194 @@
+"""The supervisor: starts the live graph's processes, watches them, stops them cleanly.
+
+* Processes come from a forkserver that has already imported the heavy modules (MediaPipe,
+  onnxruntime, numba kernels), so a stage that dies is back within a fraction of a second.
+* Live mode: a stage process that dies is restarted with fresh state and the sink is told
+  (``pose.status`` reports restarts); the rest keeps running. Lossless mode
+  (``--lossless``): a dead stage fails the run with that stage's name and exit status.
+* ``stop()`` (Ctrl-C / SIGTERM): capture stops and sends end-of-stream, which drains through
+  the stages; the sink finalizes its files. Anything still alive after the grace period is
+  terminated, then killed; the run folder with the ipc sockets is removed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from stream.graph import Graph, StageNode, plan_graph
+from stream.processes import EXIT_SOURCE_ERROR, capture_main, sink_main, stage_main
+from transports.codec import pack
+
+PRELOAD = ["stream.processes", "stages.detect", "stages.augment", "stages.angles", "mediapipe"]
+WATCH_S = 0.02
+STOP_GRACE_S = 1.5
+STARTUP_TIMEOUT_S = 120.0  # model loading on a busy 2-core machine
+
+
+class PipelineError(RuntimeError):
+    """The live pipeline failed; the message names the process and why."""
+
+
+@dataclass
+class LiveOptions:
+    """How ``run_live.py`` wants the graph run."""
+
+    source: str
+    realtime: bool = True
+    lossless: bool = False
+    duration_s: float | None = None
+    record_dir: Path | None = None
+    print_stats: bool = False
+
+
+@dataclass
+class Supervisor:
+    """Owns the processes of one live run."""
+
+    config: Mapping[str, Any]
+    options: LiveOptions
+    restarts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._run_dir = Path(tempfile.mkdtemp(prefix="monomocap-run-"))
+        self.graph: Graph = plan_graph(self.config, self._run_dir)
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(PRELOAD)
+        self._stages: dict[str, BaseProcess] = {}
+        self._capture: BaseProcess | None = None
+        self._sink: BaseProcess | None = None
+        self._stopping = False
+        self._events = zmq.Context.instance().socket(zmq.PUSH)
+        self._events.linger = 0
+        self._events.sndhwm = 100
+
+    def _start_stage(self, index: int, node: StageNode) -> Any:
+        """Start one stage process; returns the event it sets once set up."""
+        ready = self._ctx.Event()
+        process = self._ctx.Process(
+            target=stage_main,
+            args=(node, self.config, self.options.lossless, index == 0, ready),
+            name=f"stage-{node.name}",
+        )
+        process.start()
+        self._stages[node.name] = process
+        return ready
+
+    def start(self) -> None:
+        """Start sink, stages and capture (downstream first, so nothing waits on a peer)."""
+        opts = self.options
+        sink_ready = self._ctx.Event()
+        self._sink = self._ctx.Process(
+            target=sink_main,
+            args=(self.graph, self.config, opts.record_dir, opts.print_stats, sink_ready),
+            name="sink",
+        )
+        self._sink.start()
+        self._events.connect(self.graph.events)
+        waiting = [sink_ready]
+        waiting += [self._start_stage(i, node) for i, node in enumerate(self.graph.stages)]
+        self._wait_ready(waiting)
+        self._capture = self._ctx.Process(
+            target=capture_main,
+            args=(opts.source, self.graph, opts.realtime, opts.lossless, opts.duration_s),
+            name="capture",
+        )
+        self._capture.start()
+
+    def _wait_ready(self, events: list[Any]) -> None:
+        """Capture starts only once every stage has loaded its models."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        for event in events:
+            while not event.wait(WATCH_S * 5):
+                dead = [p.name for p in self.processes() if p.exitcode is not None]
+                if dead or self._stopping or time.monotonic() > deadline:
+                    self._stopping = True
+                    self._reap()
+                    why = f"{', '.join(dead)} exited" if dead else "interrupted or timed out"
+                    raise PipelineError(f"pipeline did not start: {why}")
+
+    def processes(self) -> list[BaseProcess]:
+        return [p for p in (self._capture, *self._stages.values(), self._sink) if p is not None]
+
+    def watch(self) -> int:
+        """Block until the run ends; restart dead stages (live) or fail (lossless)."""
+        assert self._sink is not None and self._capture is not None, "start() first"
+        try:
+            while self._sink.is_alive():
+                if self._capture.exitcode == EXIT_SOURCE_ERROR:
+                    self.stop()
+                    raise PipelineError("capture failed (see the error above)")
+                for index, node in enumerate(self.graph.stages):
+                    process = self._stages[node.name]
+                    if process.exitcode not in (None, 0) and not self._stopping:
+                        self._stage_died(index, node, process.exitcode)
+                time.sleep(WATCH_S)
+            if self._sink.exitcode not in (0, None) and not self._stopping:
+                raise PipelineError(f"sink process ended with exit status {self._sink.exitcode}")
+            return 0
+        finally:
+            self._reap()
+
+    def _stage_died(self, index: int, node: StageNode, exitcode: int) -> None:
+        how = f"signal {-exitcode}" if exitcode < 0 else f"exit status {exitcode}"
+        if self.options.lossless:
+            self._events.send(pack({"abort": node.name}))
+            self.stop()
+            raise PipelineError(f"stage '{node.name}' died ({how}); lossless run failed")
+        self.restarts[node.name] = self.restarts.get(node.name, 0) + 1
+        self._start_stage(index, node)
+        self._events.send(pack({"restart": node.name}))
+
+    def stop(self) -> None:
+        """Clean shutdown: capture ends the stream, the rest drains and finalizes."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._capture is not None and self._capture.is_alive():
+            self._capture.terminate()  # SIGTERM: capture sends end-of-stream and exits
+        deadline = time.monotonic() + STOP_GRACE_S
+        while self._sink is not None and self._sink.is_alive() and time.monotonic() < deadline:
+            time.sleep(WATCH_S)
+        if self._sink is not None and self._sink.is_alive():
+            self._sink.terminate()  # SIGTERM: the sink finalizes its files and exits
+            self._sink.join(0.3)
+
+    def _reap(self) -> None:
+        """Nothing outlives the supervisor: terminate, then kill, then remove the run dir."""
+        for process in self.processes():
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + 0.3
+        for process in self.processes():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(0.2)
+        self._events.close(linger=0)
+        shutil.rmtree(self._run_dir, ignore_errors=True)
+
+
+def run_live(config: Mapping[str, Any], options: LiveOptions) -> int:
+    """Run until the source ends, ``duration_s`` passes, or Ctrl-C / SIGTERM arrives."""
+    supervisor = Supervisor(config, options)
+
+    def on_signal(signum: int, frame: object) -> None:
+        supervisor.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        supervisor.start()
+        return supervisor.watch()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,85 @@
+"""The control socket: a REP server that answers what an external program needs to know.
+
+Requests and replies are msgpack maps. ``{"cmd": "version"}``, ``"schema"``, ``"markers"``,
+``"angles"``, ``"ports"`` and ``"status"`` are answered with ``{"ok": true, ...}``; anything
+else (unknown command, garbage bytes, a message over ``MAX_REQUEST_BYTES``) gets
+``{"ok": false, "error": "..."}`` and the server keeps serving. ZeroMQ itself drops peers
+that send more than ``MAX_MESSAGE_BYTES`` so a hostile client cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import zmq
+
+from transports.schema import API_VERSION, schema
+
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+class ControlServer:
+    """Answers control requests; call ``poll_once`` from the owning process' loop."""
+
+    def __init__(
+        self,
+        context: zmq.Context,
+        endpoint: str,
+        ports: dict[str, str],
+        status: Callable[[], dict[str, Any]],
+        angle_names: tuple[str, ...] = (),
+    ) -> None:
+        self.socket = context.socket(zmq.REP)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        self.socket.bind(endpoint)
+        self._ports = ports
+        self._status = status
+        self._angle_names = angle_names
+
+    def poll_once(self) -> bool:
+        """Answer one pending request, if any; True when one was answered."""
+        try:
+            frames = self.socket.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        self.socket.send(msgpack.packb(self.answer(frames), use_bin_type=True))
+        return True
+
+    def answer(self, frames: list[bytes]) -> dict[str, Any]:
+        """The reply to one request (never raises)."""
+        size = sum(len(f) for f in frames)
+        if size > MAX_REQUEST_BYTES:
+            return _error(f"request of {size} bytes exceeds {MAX_REQUEST_BYTES}")
+        if len(frames) != 1:
+            return _error(f"expected one frame, got {len(frames)}")
+        try:
+            request = msgpack.unpackb(frames[0], raw=False)
+        except Exception:  # msgpack raises several unrelated types for garbage
+            return _error("request is not msgpack: send a map like {'cmd': 'schema'}")
+        if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+            return _error("request must be a map with a string 'cmd'")
+        handler = self._handlers().get(request["cmd"])
+        if handler is None:
+            return _error(f"unknown cmd {request['cmd']!r}; known: {sorted(self._handlers())}")
+        return {"ok": True, **handler()}
+
+    def _handlers(self) -> dict[str, Callable[[], dict[str, Any]]]:
+        return {
+            "version": lambda: {"version": API_VERSION},
+            "schema": lambda: {"schema": schema(self._angle_names)},
+            "markers": lambda: {"markers": schema()["markers"]},
+            "angles": lambda: {"angles": list(self._angle_names)},
+            "ports": lambda: {"ports": dict(self._ports)},
+            "status": lambda: {"status": self._status()},
+        }
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"ok": False, "error": message}

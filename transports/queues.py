@@ -1,0 +1,353 @@
+"""ZeroMQ links between stage processes and the public PUB stream, in one small module.
+
+A link carries packets from one upstream process to one downstream process over a ZMQ
+``PAIR`` socket. Flow is controlled by credits: the receiver grants ``capacity`` credits
+when a sender says hello, then one more each time its stage asks for the next packet
+(``recv``); the sender spends one credit per packet. At most ``capacity`` packets are ever
+in flight, exactly, wherever ZeroMQ or the kernel would buffer them.
+
+Why credits instead of ZeroMQ's high-water marks (measured here: 2 shared cores, ipc://,
+a consumer that needs 50 ms per frame; "age" = capture to arrival, "done" = capture to
+the end of the consumer's work):
+
+* ``ZMQ_CONFLATE`` cannot carry multipart messages, so it cannot carry zero-copy packets.
+* PUSH/PULL with ``SNDHWM = RCVHWM = 1`` and non-blocking sends (``zmq.Again`` counted as
+  a drop) still queues messages in both pipes and in the kernel socket buffer, which the
+  HWMs do not count. 1080p at 30 fps: age 133 ms median (about 2.7 frames queued), done
+  183 ms, 20 fps. 2 kB packets at 100 fps: the kernel buffer queues dozens, age 1.5 s
+  median, 2.7 s max. Worse, libzmq discards what is still in the kernel buffer when the
+  sender closes while the receiver is throttled by its HWM, even with ``linger=-1``
+  (libzmq#4660, #1922): the end marker and the last 100 packets never arrived, and a
+  *lossless* PUSH/PULL queue (``RCVHWM=4``) lost 53 of 300 packets.
+* Credits (chosen): with ``capacity=1`` the receiver asks for a frame when it is ready
+  and the sender sends the next frame it captures; frames captured while the receiver is
+  busy are dropped. 1080p at 30 fps: age 2 ms median, done 52 ms median (72 ms max, the
+  last frame flushed by ``send_end``), 15 fps; 2 kB at 100 fps: age 0.6 ms, done 51 ms.
+  The cost: the receiver may wait up to one frame period for a fresh frame, so when it is
+  slower than the camera it runs below its own rate. A sender thread that parks the newest
+  frame and sends it the moment credit arrives gave 19 fps but 20 ms median age (done
+  70 ms median, 85 ms max): we keep the simpler, lower-latency design without threads.
+
+End of stream: the sender sends an :class:`EndOfStream` marker and waits for the receiver's
+acknowledgement before it returns, so closing right after ``send_end`` loses nothing.
+
+A ``PAIR`` socket talks to one peer at a time: one link per upstream process. Endpoints
+are ``ipc://`` by default (:func:`ipc_endpoint`), ``tcp://`` works the same way.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Self
+
+import zmq
+
+from stream.packet import Packet
+from transports import codec
+from transports.codec import CodecError, EndOfStream
+
+_IPC_PREFIX = "mocap-ipc-"
+_SENDER_LINGER_MS = 500  # a short grace on close; delivery itself is confirmed by acks
+_HELLO = b"hello"  # sender -> receiver: (re)start of a link, grant me credits
+_CREDIT = b"credit"  # receiver -> sender: room for one more packet
+_END_ACK = b"end-ack"  # receiver -> sender: end-of-stream marker read
+_WAIT_SLICE_S = 0.05  # how often a waiting sender retries an unsent hello
+
+
+def ipc_endpoint(name: str = "link") -> str:
+    """A fresh ``ipc://`` endpoint in its own temp dir; the binding side removes both on close."""
+    return f"ipc://{tempfile.mkdtemp(prefix=_IPC_PREFIX)}/{name}.sock"
+
+
+def _remove_ipc(endpoint: str) -> None:
+    """Delete a bound ipc socket file, and its directory if :func:`ipc_endpoint` made it."""
+    if not endpoint.startswith("ipc://"):
+        return
+    path = Path(endpoint.removeprefix("ipc://"))
+    path.unlink(missing_ok=True)
+    if path.parent.name.startswith(_IPC_PREFIX):
+        try:
+            path.parent.rmdir()
+        except OSError:  # not empty: something else lives there, leave it
+            pass
+
+
+def _deadline(timeout_s: float | None) -> float | None:
+    return None if timeout_s is None else time.monotonic() + timeout_s
+
+
+def _remaining_s(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _remaining_ms(deadline: float | None, cap_s: float | None = None) -> int | None:
+    """Milliseconds to wait in one poll (None: forever), never past ``deadline``."""
+    left = _remaining_s(deadline)
+    if cap_s is not None:
+        left = cap_s if left is None else min(left, cap_s)
+    return None if left is None else int(left * 1000)
+
+
+class _Endpoint:
+    """One socket, bound or connected; ``close`` never hangs and cleans up ipc files."""
+
+    def __init__(
+        self,
+        socket_type: int,
+        endpoint: str,
+        bind: bool,
+        options: dict[int, int],
+        context: zmq.Context | None,
+    ) -> None:
+        self.socket = (context or zmq.Context.instance()).socket(socket_type)
+        self._bound = bind
+        try:
+            for option, value in options.items():  # before bind/connect: HWMs apply per pipe
+                self.socket.setsockopt(option, value)
+            if bind:
+                self.socket.bind(endpoint)
+                self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)  # resolves :*
+            else:
+                self.socket.connect(endpoint)
+                self.endpoint = endpoint
+        except zmq.ZMQError:
+            self.socket.close(linger=0)
+            raise
+
+    def close(self) -> None:
+        """Close the socket (waiting at most its linger) and remove a bound ipc file."""
+        if self.socket.closed:
+            return
+        self.socket.close()
+        if self._bound:
+            _remove_ipc(self.endpoint)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class PacketSender(_Endpoint):
+    """The upstream end of a link.
+
+    ``lossless=True`` (offline, ``--lossless``, every link after capture): ``send`` waits
+    for credit, so a slow stage slows its upstream down and nothing is lost.
+    ``lossless=False`` (the capture end of a live graph): ``send`` never waits; without
+    credit the packet is parked and the previously parked (older) one is dropped and
+    counted in ``dropped``. The parked packet goes out only at ``send_end``, so the last
+    frame of a source always arrives.
+
+    Arrays are sent without copies: do not modify them after ``send``.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        lossless: bool = True,
+        bind: bool = False,
+        context: zmq.Context | None = None,
+    ) -> None:
+        super().__init__(zmq.PAIR, endpoint, bind, {zmq.LINGER: _SENDER_LINGER_MS}, context)
+        self.lossless = lossless
+        self.sent = 0
+        self.dropped = 0
+        self._credits = 0
+        self._acks = 0
+        self._ends = 0
+        self._parked: Packet | None = None
+        self._hello_sent = False
+        self._say_hello()
+
+    def _say_hello(self) -> None:
+        """Announce this sender; a bound socket has no peer yet, so retry until one connects."""
+        if self._hello_sent:
+            return
+        try:
+            self.socket.send(_HELLO, zmq.NOBLOCK)
+            self._hello_sent = True
+        except zmq.Again:
+            pass
+
+    def _read_control(self, timeout_ms: int | None) -> None:
+        """Collect credits and acks, waiting up to ``timeout_ms`` for the first one."""
+        self._say_hello()
+        if not self.socket.poll(timeout_ms):
+            return
+        while self.socket.poll(0):
+            message = self.socket.recv()
+            if message == _CREDIT:
+                self._credits += 1
+            elif message == _END_ACK:
+                self._acks += 1
+
+    def _wait(self, ready: Callable[[], bool], timeout_s: float | None) -> bool:
+        """Read control messages until ``ready()`` holds; False when ``timeout_s`` ran out."""
+        deadline = _deadline(timeout_s)
+        self._read_control(0)
+        while not ready():
+            cap = None if self._hello_sent else _WAIT_SLICE_S
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self._read_control(_remaining_ms(deadline, cap))
+        return True
+
+    def _transmit(self, packet: Packet) -> bool:
+        try:
+            self.socket.send_multipart(codec.encode(packet), flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # the peer went away after granting credit
+            return False
+        self._credits -= 1
+        self.sent += 1
+        return True
+
+    def send(self, packet: Packet, timeout_s: float | None = None) -> bool:
+        """Hand ``packet`` on; True when it went out now.
+
+        Lossless: waits for credit up to ``timeout_s`` (None: forever); False means it
+        timed out and nothing was sent, so the caller can check for shutdown and retry.
+        Dropping: never waits; False means the packet was parked (see the class doc).
+        """
+        if self.lossless:
+            return self._wait(lambda: self._credits > 0, timeout_s) and self._transmit(packet)
+        self._read_control(0)
+        if self._credits > 0 and self._transmit(packet):
+            if self._parked is not None:
+                self.dropped += 1
+                self._parked = None
+            return True
+        if self._parked is not None:
+            self.dropped += 1
+        self._parked = packet
+        return False
+
+    def send_end(self, source_id: str, timeout_s: float | None = None) -> bool:
+        """Send the parked packet (if any), then the end marker; wait for its receipt.
+
+        True when the receiver acknowledged the marker within ``timeout_s`` (None: forever).
+        """
+        deadline = _deadline(timeout_s)
+        if self._parked is not None:
+            parked, self._parked = self._parked, None
+            has_credit = self._wait(lambda: self._credits > 0, _remaining_s(deadline))
+            if not (has_credit and self._transmit(parked)):
+                self.dropped += 1
+        try:
+            self.socket.send_multipart(codec.encode_end(source_id), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        self._ends += 1
+        return self._wait(lambda: self._acks >= self._ends, _remaining_s(deadline))
+
+
+class PacketReceiver(_Endpoint):
+    """The downstream end of a link: yields packets and end markers, with a timeout.
+
+    ``capacity`` is how many packets may be on their way to this stage while it works on
+    one. Use 1 at the capture end of a live graph (newest frame wins: the sender only sends
+    a frame once this stage asks for it) and a few (default 2) on lossless links.
+
+    Received arrays are read-only views of the zmq frames (see :mod:`transports.codec`).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        capacity: int = 2,
+        bind: bool = True,
+        context: zmq.Context | None = None,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        super().__init__(zmq.PAIR, endpoint, bind, {zmq.LINGER: 0}, context)
+        self.capacity = capacity
+        self.received = 0
+        self._owed = 0  # credits to return: packets taken since the last grant
+
+    def _grant(self) -> None:
+        """Return the owed credits; keep them owed if the sender is gone for now."""
+        while self._owed > 0:
+            try:
+                self.socket.send(_CREDIT, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._owed -= 1
+
+    def recv(self, timeout_s: float | None = None) -> Packet | EndOfStream | None:
+        """The next packet or end marker; None after ``timeout_s`` (None: wait forever).
+
+        Calling ``recv`` is what tells the sender this stage is ready for more.
+        """
+        deadline = _deadline(timeout_s)
+        while True:
+            self._grant()
+            if not self.socket.poll(_remaining_ms(deadline)):
+                return None
+            frames = self.socket.recv_multipart(copy=False)
+            if len(frames) == 1 and frames[0].bytes == _HELLO:
+                self._owed = self.capacity  # a (new) sender starts with a full window
+                continue
+            try:
+                item = codec.decode(frames)
+            except CodecError:
+                self._owed += 1  # it took a credit: give it back so the window stays whole
+                raise
+            if isinstance(item, EndOfStream):
+                try:
+                    self.socket.send(_END_ACK, zmq.NOBLOCK)
+                except zmq.Again:  # the sender is gone already: nobody waits for the ack
+                    pass
+            else:
+                self.received += 1
+                self._owed += 1
+            return item
+
+
+class Publisher(_Endpoint):
+    """The public stream: PUB socket sending ``[topic, msgpack payload]``.
+
+    Binds 127.0.0.1 on a free port by default (see ``endpoint``); binding anything else is
+    an explicit choice. ``send`` never blocks: a subscriber that falls ``hwm`` messages
+    behind loses messages, the engine never waits for it.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = "tcp://127.0.0.1:*",
+        *,
+        hwm: int = 100,
+        context: zmq.Context | None = None,
+    ) -> None:
+        options = {zmq.LINGER: _SENDER_LINGER_MS, zmq.SNDHWM: hwm}
+        super().__init__(zmq.PUB, endpoint, True, options, context)
+
+    def send(self, topic: str, payload: Any) -> None:
+        """Publish ``payload`` (msgpack-able, numpy arrays allowed) under ``topic``."""
+        self.socket.send_multipart(codec.encode_message(topic, payload))
+
+
+class Subscriber(_Endpoint):
+    """A client of the public stream, subscribed to topic prefixes (all by default)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        topics: Iterable[str] = ("",),
+        *,
+        context: zmq.Context | None = None,
+    ) -> None:
+        super().__init__(zmq.SUB, endpoint, False, {zmq.LINGER: 0}, context)
+        for topic in topics:
+            self.socket.subscribe(topic.encode())
+
+    def recv(self, timeout_s: float | None = None) -> tuple[str, Any] | None:
+        """``(topic, payload)`` of the next message, or None after ``timeout_s``."""
+        if not self.socket.poll(None if timeout_s is None else int(timeout_s * 1000)):
+            return None
+        return codec.decode_message(self.socket.recv_multipart(copy=False))

@@ -1,0 +1,64 @@
+"""The public stream's schema: topics, payload fields, units and frame (the external API).
+
+External programs subscribe to ``pose.*`` topics on the PUB socket and may ask the control
+socket for this description (``{"cmd": "schema"}``), so a client never has to hard-code
+marker order or units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stages.marker_sets import MARKERS_64
+
+API_VERSION = "1.0"
+
+COORDINATES = (
+    "metres, right-handed, Y up; X = image right, Z = toward the camera; "
+    "origin at the camera (level camera assumed for 'up')"
+)
+
+TOPICS: dict[str, dict[str, str]] = {
+    "pose.markers": {
+        "source_id": "str: video file stem, webcam index or stream URL",
+        "frame_index": "int: frame number in the source, from 0",
+        "timestamp_ns": "int: capture time, CLOCK_MONOTONIC of the capturing host, ns",
+        "media_time_s": "float: time in the source, s",
+        "person": "bool: a person was detected in this frame",
+        "markers": "ndarray float64 (64, 3): marker positions, m, NaN = missing; order = names",
+        "estimated": "ndarray bool (64,): value is estimated, not directly observed",
+    },
+    "pose.angles": {
+        "source_id": "str",
+        "frame_index": "int",
+        "timestamp_ns": "int",
+        "angles": "ndarray float64 (N,): joint angles, degrees, NaN = not computable; order = "
+        "the control socket's 'angles' reply",
+    },
+    "pose.status": {
+        "source_fps": "float: frames captured per second (last interval)",
+        "published_fps": "float: frames published per second (last interval)",
+        "latency_ms_p50": "float: capture -> publish, median over the last interval",
+        "latency_ms_p95": "float: capture -> publish, 95th percentile over the last interval",
+        "person": "bool: a person is detected in the newest frame",
+        "dropped": "int: frames dropped at the capture end so far (newest frame wins)",
+        "restarts": "map str -> int: stage process restarts so far",
+    },
+}
+
+ARRAY_ENCODING = (
+    'numpy arrays are msgpack maps {"__ndarray__": true, "dtype": "<f8", "shape": [64, 3], '
+    '"data": <raw little-endian bytes, C order>}'
+)
+
+
+def schema(angle_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The whole description, as the control socket returns it."""
+    return {
+        "version": API_VERSION,
+        "coordinates": COORDINATES,
+        "array_encoding": ARRAY_ENCODING,
+        "topics": TOPICS,
+        "markers": list(MARKERS_64),
+        "angles": list(angle_names),
+    }
