@@ -45,19 +45,21 @@ class _StopFlag:
         self.stop = True
 
 
-def become_child() -> None:
-    """Ignore Ctrl-C and die when the parent dies (Linux)."""
+def become_child(name: str) -> None:
+    """Ignore Ctrl-C, die when the parent dies and show as ``mm-<name>`` in ps (Linux)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig, pr_set_name = 1, 15
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        libc.prctl(pr_set_name, f"mm-{name}"[:15].encode())
 
 
 def capture_main(
     source: str, graph: Graph, realtime: bool, lossless: bool, duration_s: float | None
 ) -> None:
     """Read the source and feed the first stage; live drops here, never further down."""
-    become_child()
+    become_child("capture")
     flag = _StopFlag()
     try:
         video = VideoSource(source, realtime=realtime)
@@ -91,7 +93,7 @@ def stage_main(
     ``ready`` (a multiprocessing Event) is set once the stage is set up, so capture starts
     only when every model is loaded.
     """
-    become_child()
+    become_child(node.name)
     flag = _StopFlag()
     stage = load_stage_class(node.spec)()
     stage.setup(config)
@@ -127,7 +129,7 @@ def sink_main(
     ready: Any,
 ) -> None:
     """Publish, record and report; answer the control socket; finalize files on stop."""
-    become_child()
+    become_child("sink")
     flag = _StopFlag()
     context = zmq.Context.instance()
     publisher = StreamPublisher(graph.publish)
@@ -153,6 +155,7 @@ def sink_main(
         return {
             "source_fps": _source_fps(captured),
             "published_fps": fps,
+            "published": stats.frames,
             "latency_ms_p50": p50,
             "latency_ms_p95": p95,
             "person": last["person"],

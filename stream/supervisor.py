@@ -33,6 +33,8 @@ PRELOAD = ["stream.processes", "stages.detect", "stages.augment", "stages.angles
 WATCH_S = 0.02
 STOP_GRACE_S = 1.5
 STARTUP_TIMEOUT_S = 120.0  # model loading on a busy 2-core machine
+RESTART_WINDOW_S = 10.0
+MAX_RESTARTS_IN_WINDOW = 5  # more restarts than this in the window: the stage is broken
 
 
 class PipelineError(RuntimeError):
@@ -65,6 +67,8 @@ class Supervisor:
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
         self._stages: dict[str, BaseProcess] = {}
+        self._ready: dict[str, Any] = {}  # kept alive: a child unpickles it after start()
+        self._recent_restarts: list[float] = []
         self._capture: BaseProcess | None = None
         self._sink: BaseProcess | None = None
         self._stopping = False
@@ -82,6 +86,7 @@ class Supervisor:
         )
         process.start()
         self._stages[node.name] = process
+        self._ready[node.name] = ready
         return ready
 
     def start(self) -> None:
@@ -145,6 +150,15 @@ class Supervisor:
             self._events.send(pack({"abort": node.name}))
             self.stop()
             raise PipelineError(f"stage '{node.name}' died ({how}); lossless run failed")
+        now = time.monotonic()
+        self._recent_restarts = [t for t in self._recent_restarts if now - t < RESTART_WINDOW_S]
+        if len(self._recent_restarts) >= MAX_RESTARTS_IN_WINDOW:
+            self.stop()
+            raise PipelineError(
+                f"stage '{node.name}' keeps dying ({how}): {MAX_RESTARTS_IN_WINDOW} restarts "
+                f"in {RESTART_WINDOW_S:.0f} s, giving up"
+            )
+        self._recent_restarts.append(now)
         self.restarts[node.name] = self.restarts.get(node.name, 0) + 1
         self._start_stage(index, node)
         self._events.send(pack({"restart": node.name}))

@@ -69,7 +69,8 @@ def _plain(obj: Any) -> Any:
     """msgpack fallback for numpy scalars in ``meta`` (e.g. a ``np.float32`` score)."""
     if isinstance(obj, np.generic) and obj.dtype.kind in _SAFE_KINDS:
         return obj.item()
-    raise TypeError(f"cannot serialize {type(obj).__name__}")
+    hint = " (arrays belong in Packet.data)" if isinstance(obj, np.ndarray) else ""
+    raise TypeError(f"cannot serialize {type(obj).__name__}{hint}")
 
 
 def _pack(obj: Any, where: str, default: Any = _plain) -> bytes:
@@ -81,7 +82,7 @@ def _pack(obj: Any, where: str, default: Any = _plain) -> bytes:
 
 def _unpack(buffer: Any, where: str, object_hook: Any = None) -> Any:
     try:
-        return msgpack.unpackb(buffer, raw=False, object_hook=object_hook)
+        return msgpack.unpackb(buffer, raw=False, strict_map_key=False, object_hook=object_hook)
     except CodecError:
         raise
     except Exception as exc:  # msgpack raises several unrelated types for bad bytes

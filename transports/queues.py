@@ -1,10 +1,12 @@
 """ZeroMQ links between stage processes and the public PUB stream, in one small module.
 
-A link carries packets from one upstream process to one downstream process over a ZMQ
-``PAIR`` socket. Flow is controlled by credits: the receiver grants ``capacity`` credits
-when a sender says hello, then one more each time its stage asks for the next packet
-(``recv``); the sender spends one credit per packet. At most ``capacity`` packets are ever
-in flight, exactly, wherever ZeroMQ or the kernel would buffer them.
+A link carries packets from upstream processes (``PacketSender``, a DEALER socket) to one
+downstream process (``PacketReceiver``, a ROUTER socket). Flow is controlled by credits:
+the receiver grants ``capacity`` credits when a sender says hello (on every connection,
+see ``_HELLO``), then one more each time its stage asks for the next packet (``recv``);
+the sender spends one credit per packet. At most ``capacity`` packets per sender are ever
+in flight, exactly, wherever ZeroMQ or the kernel would buffer them, so ZeroMQ's own
+high-water marks (left at their defaults) are never reached.
 
 Why credits instead of ZeroMQ's high-water marks (measured here: 2 shared cores, ipc://,
 a consumer that needs 50 ms per frame; "age" = capture to arrival, "done" = capture to
@@ -31,19 +33,25 @@ the end of the consumer's work):
 End of stream: the sender sends an :class:`EndOfStream` marker and waits for the receiver's
 acknowledgement before it returns, so closing right after ``send_end`` loses nothing.
 
-A ``PAIR`` socket talks to one peer at a time: one link per upstream process. Endpoints
-are ``ipc://`` by default (:func:`ipc_endpoint`), ``tcp://`` works the same way.
+ROUTER/DEALER rather than PAIR: a bound PAIR socket refuses a new peer while it still
+holds the old connection, so a restarted upstream stage could stall for good (seen in
+tests); ROUTER keeps one credit window per connected sender, which also lets several
+upstream processes feed one stage. Endpoints are ``ipc://`` by default
+(:func:`ipc_endpoint`), ``tcp://`` works the same way.
 """
 
 from __future__ import annotations
 
+import random
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from stream.packet import Packet
 from transports import codec
@@ -51,8 +59,11 @@ from transports.codec import CodecError, EndOfStream
 
 _IPC_PREFIX = "mocap-ipc-"
 _SENDER_LINGER_MS = 500  # a short grace on close; delivery itself is confirmed by acks
-_HELLO = b"hello"  # sender -> receiver: (re)start of a link, grant me credits
-_CREDIT = b"credit"  # receiver -> sender: room for one more packet
+# Control messages. Hello and credit carry the sender's connection number ("epoch"), so
+# credits granted to an earlier connection never count: the window stays exact across
+# reconnections and restarts.
+_HELLO = b"hello:"  # sender -> receiver, + epoch: new connection, grant me a full window
+_CREDIT = b"credit:"  # receiver -> sender, + epoch: room for one more packet
 _END_ACK = b"end-ack"  # receiver -> sender: end-of-stream marker read
 _WAIT_SLICE_S = 0.05  # how often a waiting sender retries an unsent hello
 
@@ -92,7 +103,11 @@ def _remaining_ms(deadline: float | None, cap_s: float | None = None) -> int | N
 
 
 class _Endpoint:
-    """One socket, bound or connected; ``close`` never hangs and cleans up ipc files."""
+    """One socket, bound or connected; ``close`` never hangs and cleans up ipc files.
+
+    With ``watch_peers`` a monitor socket (``peer_events``) reports every (re)connection,
+    so a sender notices a restarted peer.
+    """
 
     def __init__(
         self,
@@ -101,26 +116,37 @@ class _Endpoint:
         bind: bool,
         options: dict[int, int],
         context: zmq.Context | None,
+        watch_peers: bool = False,
     ) -> None:
         self.socket = (context or zmq.Context.instance()).socket(socket_type)
         self._bound = bind
+        self.endpoint = endpoint
+        self.peer_events = (
+            self.socket.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_ACCEPTED)
+            if watch_peers
+            else None
+        )
         try:
             for option, value in options.items():  # before bind/connect: HWMs apply per pipe
                 self.socket.setsockopt(option, value)
             if bind:
+                if endpoint.startswith("ipc://"):  # a restarted stage rebinds a removed path
+                    Path(endpoint.removeprefix("ipc://")).parent.mkdir(parents=True, exist_ok=True)
                 self.socket.bind(endpoint)
                 self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)  # resolves :*
             else:
                 self.socket.connect(endpoint)
-                self.endpoint = endpoint
         except zmq.ZMQError:
-            self.socket.close(linger=0)
+            self.close()
             raise
 
     def close(self) -> None:
         """Close the socket (waiting at most its linger) and remove a bound ipc file."""
         if self.socket.closed:
             return
+        if self.peer_events is not None:
+            self.socket.disable_monitor()
+            self.peer_events.close(linger=0)
         self.socket.close()
         if self._bound:
             _remove_ipc(self.endpoint)
@@ -142,7 +168,8 @@ class PacketSender(_Endpoint):
     counted in ``dropped``. The parked packet goes out only at ``send_end``, so the last
     frame of a source always arrives.
 
-    Arrays are sent without copies: do not modify them after ``send``.
+    A sender feeds exactly one receiver. Arrays are sent without copies: do not modify
+    them after ``send``.
     """
 
     def __init__(
@@ -153,35 +180,43 @@ class PacketSender(_Endpoint):
         bind: bool = False,
         context: zmq.Context | None = None,
     ) -> None:
-        super().__init__(zmq.PAIR, endpoint, bind, {zmq.LINGER: _SENDER_LINGER_MS}, context)
+        options = {zmq.LINGER: _SENDER_LINGER_MS}
+        super().__init__(zmq.DEALER, endpoint, bind, options, context, watch_peers=True)
         self.lossless = lossless
         self.sent = 0
         self.dropped = 0
         self._credits = 0
+        self._epoch = random.getrandbits(48)  # distinct from any earlier sender's numbers
         self._acks = 0
         self._ends = 0
         self._parked: Packet | None = None
-        self._hello_sent = False
-        self._say_hello()
+        self._hello_pending = False
+        self._poller = zmq.Poller()
+        self._poller.register(self.socket, zmq.POLLIN)
+        self._poller.register(self.peer_events, zmq.POLLIN)
 
     def _say_hello(self) -> None:
-        """Announce this sender; a bound socket has no peer yet, so retry until one connects."""
-        if self._hello_sent:
-            return
+        """Ask the peer for a fresh window; a bound socket may have no pipe yet: retry."""
         try:
-            self.socket.send(_HELLO, zmq.NOBLOCK)
-            self._hello_sent = True
+            self.socket.send(_HELLO + b"%d" % self._epoch, zmq.NOBLOCK)
+            self._hello_pending = False
         except zmq.Again:
             pass
 
     def _read_control(self, timeout_ms: int | None) -> None:
-        """Collect credits and acks, waiting up to ``timeout_ms`` for the first one."""
-        self._say_hello()
-        if not self.socket.poll(timeout_ms):
-            return
+        """Handle (re)connections, credits and acks, waiting up to ``timeout_ms`` for one."""
+        ready = dict(self._poller.poll(timeout_ms))
+        if self.peer_events in ready:
+            while self.peer_events.poll(0):
+                recv_monitor_message(self.peer_events)
+                self._epoch += 1  # a new or restarted peer: earlier credits are void
+                self._credits = 0
+                self._hello_pending = True
+        if self._hello_pending:
+            self._say_hello()
         while self.socket.poll(0):
             message = self.socket.recv()
-            if message == _CREDIT:
+            if message == _CREDIT + b"%d" % self._epoch:
                 self._credits += 1
             elif message == _END_ACK:
                 self._acks += 1
@@ -191,9 +226,9 @@ class PacketSender(_Endpoint):
         deadline = _deadline(timeout_s)
         self._read_control(0)
         while not ready():
-            cap = None if self._hello_sent else _WAIT_SLICE_S
             if deadline is not None and time.monotonic() >= deadline:
                 return False
+            cap = _WAIT_SLICE_S if self._hello_pending else None
             self._read_control(_remaining_ms(deadline, cap))
         return True
 
@@ -245,12 +280,21 @@ class PacketSender(_Endpoint):
         return self._wait(lambda: self._acks >= self._ends, _remaining_s(deadline))
 
 
+@dataclass
+class _Window:
+    """A receiver's view of one sender: its connection number and the credits it is owed."""
+
+    epoch: bytes
+    owed: int
+
+
 class PacketReceiver(_Endpoint):
     """The downstream end of a link: yields packets and end markers, with a timeout.
 
     ``capacity`` is how many packets may be on their way to this stage while it works on
     one. Use 1 at the capture end of a live graph (newest frame wins: the sender only sends
-    a frame once this stage asks for it) and a few (default 2) on lossless links.
+    a frame once this stage asks for it) and a few (default 2) on lossless links. Several
+    senders may connect (fan-in); each gets its own window and sends its own end markers.
 
     Received arrays are read-only views of the zmq frames (see :mod:`transports.codec`).
     """
@@ -265,47 +309,56 @@ class PacketReceiver(_Endpoint):
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
-        super().__init__(zmq.PAIR, endpoint, bind, {zmq.LINGER: 0}, context)
+        options = {zmq.LINGER: 0, zmq.ROUTER_MANDATORY: 1}  # learn when a sender is gone
+        super().__init__(zmq.ROUTER, endpoint, bind, options, context)
         self.capacity = capacity
         self.received = 0
-        self._owed = 0  # credits to return: packets taken since the last grant
+        self._windows: dict[bytes, _Window] = {}  # per connected sender
 
     def _grant(self) -> None:
-        """Return the owed credits; keep them owed if the sender is gone for now."""
-        while self._owed > 0:
-            try:
-                self.socket.send(_CREDIT, zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._owed -= 1
+        """Return owed credits; forget senders that are gone, retry the rest later."""
+        for peer, window in list(self._windows.items()):
+            while window.owed > 0:
+                try:
+                    self.socket.send_multipart([peer, _CREDIT + window.epoch], zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                except zmq.ZMQError:  # EHOSTUNREACH: disconnected
+                    del self._windows[peer]
+                    break
+                window.owed -= 1
 
     def recv(self, timeout_s: float | None = None) -> Packet | EndOfStream | None:
         """The next packet or end marker; None after ``timeout_s`` (None: wait forever).
 
-        Calling ``recv`` is what tells the sender this stage is ready for more.
+        Calling ``recv`` is what tells the senders this stage is ready for more.
         """
         deadline = _deadline(timeout_s)
         while True:
             self._grant()
             if not self.socket.poll(_remaining_ms(deadline)):
                 return None
-            frames = self.socket.recv_multipart(copy=False)
-            if len(frames) == 1 and frames[0].bytes == _HELLO:
-                self._owed = self.capacity  # a (new) sender starts with a full window
+            identity, *frames = self.socket.recv_multipart(copy=False)
+            peer = identity.bytes
+            if len(frames) == 1 and frames[0].bytes.startswith(_HELLO):
+                epoch = frames[0].bytes.removeprefix(_HELLO)
+                self._windows[peer] = _Window(epoch, owed=self.capacity)  # a full window
                 continue
+            # a packet queued before its sender's hello has no window and returns no credit
+            window = self._windows.get(peer, _Window(b"", owed=0))
             try:
                 item = codec.decode(frames)
             except CodecError:
-                self._owed += 1  # it took a credit: give it back so the window stays whole
+                window.owed += 1  # it took a credit: give it back so the window stays whole
                 raise
             if isinstance(item, EndOfStream):
                 try:
-                    self.socket.send(_END_ACK, zmq.NOBLOCK)
-                except zmq.Again:  # the sender is gone already: nobody waits for the ack
+                    self.socket.send_multipart([peer, _END_ACK], zmq.NOBLOCK)
+                except zmq.ZMQError:  # the sender is gone already: nobody waits for the ack
                     pass
             else:
                 self.received += 1
-                self._owed += 1
+                window.owed += 1
             return item
 
 

@@ -38,6 +38,7 @@ TOPICS: dict[str, dict[str, str]] = {
     "pose.status": {
         "source_fps": "float: frames captured per second (last interval)",
         "published_fps": "float: frames published per second (last interval)",
+        "published": "int: frames published since the start",
         "latency_ms_p50": "float: capture -> publish, median over the last interval",
         "latency_ms_p95": "float: capture -> publish, 95th percentile over the last interval",
         "person": "bool: a person is detected in the newest frame",

@@ -1,0 +1,60 @@
+"""A small client for the public stream, for Python programs that consume poses.
+
+    client = PoseClient()                    # defaults: the engine's default ports
+    print(client.request("schema"))          # control socket (REQ/REP)
+    for topic, msg in client.messages(("pose.markers",)):
+        print(msg["frame_index"], msg["markers"][19])   # Hip, metres
+
+Other languages need only ZeroMQ and msgpack: subscribe to ``pose.*`` on the publish
+endpoint, and send ``{"cmd": "schema"}`` (msgpack) to the control endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import msgpack
+import zmq
+
+from transports.queues import Subscriber
+
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5555"
+DEFAULT_CONTROL = "tcp://127.0.0.1:5556"
+
+
+class ControlTimeout(TimeoutError):
+    """The engine did not answer the control request in time (is it running?)."""
+
+
+class PoseClient:
+    """Subscribe to the engine's stream and query its control socket."""
+
+    def __init__(self, publish: str = DEFAULT_PUBLISH, control: str = DEFAULT_CONTROL) -> None:
+        self.publish = publish
+        self.control = control
+        self._context = zmq.Context.instance()
+
+    def request(self, cmd: str, timeout_s: float = 2.0) -> dict[str, Any]:
+        """Send ``{"cmd": cmd}`` to the control socket and return the reply map."""
+        socket = self._context.socket(zmq.REQ)
+        socket.linger = 0
+        try:
+            socket.connect(self.control)
+            socket.send(msgpack.packb({"cmd": cmd}))
+            if not socket.poll(int(timeout_s * 1000)):
+                raise ControlTimeout(f"no answer from {self.control} within {timeout_s} s")
+            return msgpack.unpackb(socket.recv(), raw=False)
+        finally:
+            socket.close()
+
+    def messages(
+        self, topics: Sequence[str] = ("pose.",), timeout_s: float | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(topic, payload)`` as they arrive; stop after ``timeout_s`` of silence."""
+        with Subscriber(self.publish, topics, context=self._context) as subscriber:
+            while True:
+                message = subscriber.recv(timeout_s)
+                if message is None:
+                    return
+                yield message

@@ -1,0 +1,46 @@
+"""Print what the engine publishes: run it beside ``run_live.py``.
+
+uv run python -m transports.example_subscriber [--publish tcp://127.0.0.1:5555]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from transports.client import DEFAULT_CONTROL, DEFAULT_PUBLISH, ControlTimeout, PoseClient
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--publish", default=DEFAULT_PUBLISH)
+    parser.add_argument("--control", default=DEFAULT_CONTROL)
+    parser.add_argument("--count", type=int, default=0, help="stop after N messages (0: never)")
+    args = parser.parse_args()
+    client = PoseClient(args.publish, args.control)
+    try:
+        names = client.request("schema")["schema"]
+        markers, angles = names["markers"], names["angles"]
+    except ControlTimeout as exc:
+        raise SystemExit(f"error: {exc}; start run_live.py first") from None
+    print(f"{len(markers)} markers, {len(angles)} angles; waiting for frames (Ctrl-C to stop)")
+    hip = markers.index("Hip")
+    for n, (topic, msg) in enumerate(client.messages(), start=1):
+        if topic == "pose.markers":
+            position = np.round(msg["markers"][hip], 3)
+            print(f"frame {msg['frame_index']:6d}  person={msg['person']!s:5}  Hip={position}")
+        elif topic == "pose.angles":
+            knee = msg["angles"][angles.index("knee_r_flex_deg")]
+            print(f"frame {msg['frame_index']:6d}  right knee flexion {knee:6.1f} deg")
+        else:
+            print(f"{topic}: {msg}")
+        if args.count and n >= args.count:
+            break
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        pass
