@@ -1,0 +1,249 @@
+"""Live mode with real processes and real sockets: subscribers, restarts, shutdown, identity."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import msgpack
+import pytest
+import zmq
+
+from tests.data import REPO, demo_video
+from transports.client import PoseClient
+
+STARTUP_S = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 s at 30 fps of real demo frames (cam01 played forth and back, 540x960)."""
+    cap = cv2.VideoCapture(str(demo_video("cam01")))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.resize(frame, (540, 960)))
+    path = tmp_path_factory.mktemp("video") / "pingpong.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (540, 960))
+    for frame in (frames + frames[::-1]) * 3:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+class LiveRun:
+    """run_live.py in a subprocess on free ports, with a client for its sockets."""
+
+    def __init__(self, *args: str | Path) -> None:
+        self.publish = f"tcp://127.0.0.1:{free_port()}"
+        self.control = f"tcp://127.0.0.1:{free_port()}"
+        self.client = PoseClient(self.publish, self.control)
+        cmd = [sys.executable, str(REPO / "run_live.py"), "--publish", self.publish]
+        cmd += ["--control", self.control, *map(str, args)]
+        self.process = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_S
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.communicate()
+            try:
+                if self.client.request("version", timeout_s=0.5)["ok"]:
+                    return
+            except TimeoutError:
+                pass
+        raise AssertionError("live pipeline did not start")
+
+    def finish(self, timeout: float = 120) -> tuple[int, str, str]:
+        out, err = self.process.communicate(timeout=timeout)
+        return self.process.returncode, out, err
+
+
+def pipeline_processes() -> list[str]:
+    """Names of live pipeline processes still running on this machine."""
+    return [c for c in map(_comm, Path("/proc").iterdir()) if c.startswith("mm-")]
+
+
+def collect(client: PoseClient, into: list, stop: threading.Event) -> threading.Thread:
+    def run() -> None:
+        for topic, msg in client.messages(("pose.markers", "pose.status"), timeout_s=0.5):
+            into.append((topic, msg))
+        while not stop.is_set():  # silence: keep listening until told to stop
+            for topic, msg in client.messages(("pose.markers", "pose.status"), timeout_s=0.5):
+                into.append((topic, msg))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_two_subscribers_get_every_frame_and_a_stalled_one_costs_nothing(long_video: Path):
+    delivered = {}
+    for stalled in (False, True):
+        run = LiveRun("--source", long_video, "--duration", "8")
+        context = zmq.Context.instance()
+        stall = context.socket(zmq.SUB)
+        if stalled:  # subscribes and never reads
+            stall.setsockopt(zmq.RCVHWM, 1)
+            stall.connect(run.publish)
+            stall.subscribe(b"")
+        got: list[list] = [[], []]
+        stop = threading.Event()
+        threads = [collect(run.client, got[i], stop) for i in range(2)]
+        run.wait_ready()
+        code, _, err = run.finish()
+        time.sleep(0.5)
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+        stall.close(linger=0)
+        assert code == 0, err
+        frames = [[m["frame_index"] for t, m in g if t == "pose.markers"] for g in got]
+        final = [m for t, m in got[0] if t == "pose.status"][-1]
+        assert frames[0] == frames[1], "both subscribers see the same frames"
+        assert frames[0] == sorted(set(frames[0])), "in order, no duplicates"
+        assert len(frames[0]) == final["published"], "every published frame arrived"
+        delivered[stalled] = len(frames[0])
+    print(f"frames delivered without/with a stalled subscriber: {delivered}")
+    assert delivered[True] >= 0.9 * delivered[False]
+
+
+def test_killed_stage_restarts_in_live_mode(long_video: Path) -> None:
+    run = LiveRun("--source", long_video, "--duration", "10")
+    got: list = []
+    stop = threading.Event()
+    thread = collect(run.client, got, stop)
+    run.wait_ready()
+    time.sleep(2.0)
+    detect = [p for p in Path("/proc").iterdir() if _comm(p) == "mm-detect"]
+    assert len(detect) == 1
+    killed_at = time.monotonic_ns()
+    os.kill(int(detect[0].name), signal.SIGKILL)
+    code, _, err = run.finish()
+    stop.set()
+    thread.join(5)
+    assert code == 0, err
+    after = [m for t, m in got if t == "pose.markers" and m["timestamp_ns"] > killed_at]
+    assert len(after) > 30, "publishing resumed after the kill"
+    first_after = min(m["timestamp_ns"] for m in after)
+    assert (first_after - killed_at) / 1e9 < 2.0
+    statuses = [m for t, m in got if t == "pose.status"]
+    assert statuses[-1]["restarts"] == {"detect": 1}
+    assert pipeline_processes() == []
+
+
+def test_killed_stage_fails_a_lossless_run(long_video: Path, tmp_path: Path) -> None:
+    run = LiveRun("--source", long_video, "--lossless", "--record", tmp_path)
+    run.wait_ready()
+    time.sleep(2.0)
+    markers = [p for p in Path("/proc").iterdir() if _comm(p) == "mm-markers"]
+    os.kill(int(markers[0].name), signal.SIGKILL)
+    code, _, err = run.finish()
+    assert code != 0
+    assert "stage 'markers' died (signal 9)" in err
+    assert pipeline_processes() == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_sigint_stops_within_2s_with_a_valid_trc(long_video: Path, tmp_path: Path) -> None:
+    run = LiveRun("--source", long_video, "--record", tmp_path)
+    run.wait_ready()
+    time.sleep(3.0)
+    sent = time.monotonic()
+    run.process.send_signal(signal.SIGINT)
+    code, _, err = run.finish(timeout=10)
+    elapsed = time.monotonic() - sent
+    assert code == 0, err
+    assert elapsed < 2.0, f"shutdown took {elapsed:.2f} s"
+    assert pipeline_processes() == []
+    assert not list(Path("/tmp").glob("monomocap-run-*")), "stale ipc run folder"
+    trc = (tmp_path / "pingpong" / "pingpong_final.trc").read_text().splitlines()
+    n_frames = int(trc[2].split("\t")[2])
+    assert n_frames > 30 and len(trc) == 6 + n_frames
+    assert all(len(line.split("\t")) == 2 + 64 * 3 for line in trc[6:])
+
+
+def test_offline_equals_live_lossless_byte_for_byte(tmp_path: Path) -> None:
+    video = demo_video("cam02")
+    offline = subprocess.run(
+        [sys.executable, "run_offline.py", video, "--output", tmp_path / "offline", "--quiet",
+         "--compute-all-joint-angles"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    run = LiveRun(
+        "--source", video, "--lossless", "--record", tmp_path / "live", "--compute-all-joint-angles"
+    )
+    code, _, err = run.finish(timeout=300)
+    assert code == 0, err
+    for name in ("cam02_initial.trc", "cam02_final.trc", "cam02_raw_landmarks.csv",
+                 "joint_angles/cam02_angles.mot"):  # fmt: skip
+        live = (tmp_path / "live" / "cam02" / name).read_bytes()
+        assert live == (tmp_path / "offline" / "cam02" / name).read_bytes(), name
+
+
+def raw_request(endpoint: str, frames: list[bytes]) -> dict | None:
+    """Send raw frames to the control socket; the reply map, or None without reply in 2 s."""
+    req = zmq.Context.instance().socket(zmq.REQ)
+    req.linger = 0
+    req.connect(endpoint)
+    try:
+        req.send_multipart(frames)
+        if not req.poll(2000):
+            return None
+        return msgpack.unpackb(req.recv(), raw=False)
+    finally:
+        req.close()
+
+
+def test_control_socket_answers_and_survives_bad_requests(long_video: Path) -> None:
+    run = LiveRun("--source", long_video, "--duration", "60")
+    try:
+        run.wait_ready()
+        client = run.client
+        assert client.request("version")["version"] == "1.0"
+        schema = client.request("schema")["schema"]
+        assert len(schema["markers"]) == 64 and "pose.markers" in schema["topics"]
+        assert len(client.request("angles")["angles"]) == 32
+        assert client.request("ports")["ports"]["publish"] == run.publish
+        unknown = client.request("nonsense")
+        assert not unknown["ok"] and "unknown cmd" in unknown["error"]
+        garbage = raw_request(run.control, [b"\xc1\xff garbage"])
+        assert garbage is not None and not garbage["ok"] and "not msgpack" in garbage["error"]
+        not_a_map = raw_request(run.control, [msgpack.packb([1, 2, 3])])
+        assert not_a_map is not None and not not_a_map["ok"]
+        two_frames = raw_request(run.control, [b"a", b"b"])
+        assert two_frames is not None and not two_frames["ok"]
+        big = raw_request(run.control, [msgpack.packb({"cmd": "x" * 200_000})])
+        assert big is not None and "exceeds" in big["error"]
+        huge = raw_request(run.control, [b"x" * 4_000_000])  # over ZeroMQ's limit: dropped
+        assert huge is None
+        assert client.request("version")["ok"], "still serving after all of that"
+        assert run.process.poll() is None
+    finally:
+        run.process.send_signal(signal.SIGINT)
+        run.finish(timeout=10)
+    assert pipeline_processes() == []
+
+
+def _comm(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text().strip()
+    except OSError:
+        return ""
