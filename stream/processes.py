@@ -204,6 +204,7 @@ def sink_main(
         publisher.close()
         receiver.close()
         events.close()
+        context.term()  # waits (up to the sockets' linger) until the last status is out
     sys.exit(exit_code)
 
 

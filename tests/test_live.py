@@ -18,6 +18,7 @@ import zmq
 
 from tests.data import REPO, demo_video
 from transports.client import PoseClient
+from transports.queues import Subscriber
 
 STARTUP_S = 90.0
 
@@ -80,13 +81,16 @@ def pipeline_processes() -> list[str]:
     return [c for c in map(_comm, Path("/proc").iterdir()) if c.startswith("mm-")]
 
 
-def collect(client: PoseClient, into: list, stop: threading.Event) -> threading.Thread:
+def collect(endpoint: str, into: list, stop: threading.Event) -> threading.Thread:
+    """Subscribe now (one socket for the whole run) and append messages until ``stop``."""
+    subscriber = Subscriber(endpoint, ("pose.markers", "pose.status"))
+
     def run() -> None:
-        for topic, msg in client.messages(("pose.markers", "pose.status"), timeout_s=0.5):
-            into.append((topic, msg))
-        while not stop.is_set():  # silence: keep listening until told to stop
-            for topic, msg in client.messages(("pose.markers", "pose.status"), timeout_s=0.5):
-                into.append((topic, msg))
+        with subscriber:
+            while not stop.is_set():
+                message = subscriber.recv(timeout_s=0.2)
+                if message is not None:
+                    into.append(message)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -105,7 +109,7 @@ def test_two_subscribers_get_every_frame_and_a_stalled_one_costs_nothing(long_vi
             stall.subscribe(b"")
         got: list[list] = [[], []]
         stop = threading.Event()
-        threads = [collect(run.client, got[i], stop) for i in range(2)]
+        threads = [collect(run.publish, got[i], stop) for i in range(2)]
         run.wait_ready()
         code, _, err = run.finish()
         time.sleep(0.5)
@@ -128,7 +132,7 @@ def test_killed_stage_restarts_in_live_mode(long_video: Path) -> None:
     run = LiveRun("--source", long_video, "--duration", "10")
     got: list = []
     stop = threading.Event()
-    thread = collect(run.client, got, stop)
+    thread = collect(run.publish, got, stop)
     run.wait_ready()
     time.sleep(2.0)
     detect = [p for p in Path("/proc").iterdir() if _comm(p) == "mm-detect"]
