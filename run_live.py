@@ -1,10 +1,11 @@
 """Live mode: webcam, video file or stream URL -> the pipeline, one process per stage ->
-markers and angles published over ZeroMQ (and recorded with --record).
+markers and angles on screen (3D skeleton, camera image, joint angles), published over
+ZeroMQ, and recorded with --record. In the window: space pauses, r records a TRC, q quits.
 
 Examples:
     uv run run_live.py --source 0                           # webcam 0, until Ctrl-C
     uv run run_live.py --source walk.mp4 --stats            # a file played at its frame rate
-    uv run run_live.py --source walk.mp4 --record out/ --lossless
+    uv run run_live.py --source walk.mp4 --record out/ --lossless --no-viewer
     uv run python transports/example_subscriber.py          # in another terminal
 """
 
@@ -19,6 +20,7 @@ from stream.cli import OneLineParser, add_pipeline_flags, config_from_args, quie
 quiet_native_logs()
 
 from stages.capture import classify_source  # noqa: E402
+from stages.viewer import NO_DISPLAY, display_available  # noqa: E402
 from stream.config import ConfigError  # noqa: E402
 from stream.supervisor import LiveOptions, PipelineError, run_live  # noqa: E402
 
@@ -39,11 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--lossless", action="store_true", help="never drop a frame (blocks capture)")
-    p.add_argument("--no-viewer", action="store_true", help="headless (the default for now)")
+    p.add_argument("--no-viewer", action="store_true", help="headless: no window")
     p.add_argument("--publish", help="public stream endpoint (default tcp://127.0.0.1:5555)")
     p.add_argument("--control", help="control socket endpoint (default tcp://127.0.0.1:5556)")
     p.add_argument("--record", type=Path, help="write TRC/CSV files into this folder")
     p.add_argument("--stats", action="store_true", help="print latency percentiles at the end")
+    p.add_argument("--stats-json", type=Path, help="write the run's latency figures as JSON")
     add_pipeline_flags(p)
     return p.parse_args(argv)
 
@@ -54,11 +57,20 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --duration must be positive (seconds)", file=sys.stderr)
         return 2
     try:
+        viewer = {"detect.preview": True, "viewer.record_dir": args.record and str(args.record)}
         config = config_from_args(
-            args, {"live.publish": args.publish, "live.control": args.control}
+            args,
+            {
+                "live.publish": args.publish,
+                "live.control": args.control,
+                **({} if args.no_viewer else viewer),
+            },
         )
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.no_viewer and not display_available():
+        print(f"error: {NO_DISPLAY}: run with --no-viewer", file=sys.stderr)
         return 2
     is_file = classify_source(args.source) == "file"
     if is_file and not Path(args.source).exists():
@@ -71,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=args.duration,
         record_dir=args.record,
         print_stats=args.stats,
+        stats_path=args.stats_json,
+        viewer=not args.no_viewer,
     )
     try:
         return run_live(config, options)

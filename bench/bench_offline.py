@@ -45,14 +45,17 @@ def mediapipe_alone_fps(video: Path) -> float:
     return frames / seconds
 
 
+def demo_path() -> Path:
+    """Pose2Sim's single-person demo, camera 1, from the installed package."""
+    return Path(str(importlib.resources.files("Pose2Sim") / "Demo_SinglePerson/videos/cam01.mp4"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--video", type=Path)
     args = parser.parse_args()
-    video = args.video or Path(
-        str(importlib.resources.files("Pose2Sim") / "Demo_SinglePerson/videos/cam01.mp4")
-    )
+    video = args.video or demo_path()
     config = load_config()
     stages = build_stages(config)
     alone, pipeline, per_stage = [], [], []

@@ -11,7 +11,7 @@ rate so it behaves like a camera (live mode).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -40,6 +40,7 @@ class VideoSource:
         source: str | int | Path,
         source_id: str | None = None,
         realtime: bool = False,
+        idle: Callable[[float], None] = time.sleep,
     ) -> None:
         self.source = str(source)
         self.kind = classify_source(self.source)
@@ -47,6 +48,7 @@ class VideoSource:
             Path(self.source).stem if self.kind == "file" else self.source
         )
         self.realtime = realtime
+        self.idle = idle  # how a paced file waits for the next frame's time
         self._cap = self._open()
         self.fps = self._cap.get(cv2.CAP_PROP_FPS) or 30.0
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -92,7 +94,7 @@ class VideoSource:
                 if self.realtime:
                     delay = start_wall + media_time - time.monotonic()
                     if delay > 0:
-                        time.sleep(delay)
+                        self.idle(delay)
             else:
                 media_time = time.monotonic() - start_wall
             height, width = frame.shape[:2]

@@ -9,6 +9,8 @@ die with their parent (``PR_SET_PDEATHSIG``) so no orphan outlives a crashed sup
 from __future__ import annotations
 
 import ctypes
+import json
+import os
 import signal
 import sys
 import time
@@ -19,6 +21,7 @@ from typing import Any
 
 import zmq
 
+from offline.atomic import AtomicFile
 from stages.capture import SourceError, VideoSource
 from stages.publish import StreamPublisher
 from stages.record import Recorder
@@ -31,7 +34,12 @@ from transports.queues import PacketReceiver, PacketSender
 
 POLL_S = 0.1  # how often idle loops look at their stop flag
 EXIT_SOURCE_ERROR = 3
+# Capture (decoding) and the first stage (detection) use most of the CPU; at a lower
+# priority they never delay the light stages after them, which keeps latency short when
+# the machine is saturated (measured: 60 fps input on 2 cores, see bench/bench_live.py).
+HEAVY_NICE = 5
 EXIT_ABORTED = 4
+VIEWER_NICE = 10  # the window yields the CPU to the pipeline, even to its niced stages
 
 
 class _StopFlag:
@@ -60,13 +68,15 @@ def capture_main(
 ) -> None:
     """Read the source and feed the first stage; live drops here, never further down."""
     become_child("capture")
+    os.nice(HEAVY_NICE)
     flag = _StopFlag()
+    sender = PacketSender(graph.first_input, lossless=lossless)
     try:
-        video = VideoSource(source, realtime=realtime)
+        video = VideoSource(source, realtime=realtime, idle=sender.idle)
     except SourceError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
+        sender.close()
         sys.exit(EXIT_SOURCE_ERROR)
-    sender = PacketSender(graph.first_input, lossless=lossless)
     start = time.monotonic()
     try:
         for packet in video:
@@ -97,6 +107,8 @@ def stage_main(
     flag = _StopFlag()
     stage = load_stage_class(node.spec)()
     stage.setup(config)
+    if first:
+        os.nice(HEAVY_NICE)
     # The first stage takes one frame at a time so the capture end drops, not this queue.
     capacity = 1 if first and not lossless else int(config.get("live", {}).get("queue", 2))
     receiver = PacketReceiver(node.input, capacity=capacity)
@@ -126,6 +138,7 @@ def sink_main(
     config: Mapping[str, Any],
     record_dir: Path | None,
     print_stats: bool,
+    stats_path: Path | None,
     ready: Any,
 ) -> None:
     """Publish, record and report; answer the control socket; finalize files on stop."""
@@ -200,12 +213,31 @@ def sink_main(
         publisher.publish_status(status())
         if print_stats:
             print(stats.report(), flush=True)
+        if stats_path is not None:
+            _write_stats(stats_path, stats, status())
         control.close()
         publisher.close()
         receiver.close()
         events.close()
         context.term()  # waits (up to the sockets' linger) until the last status is out
     sys.exit(exit_code)
+
+
+def viewer_main(graph: Graph, config: Mapping[str, Any], ready: Any) -> None:
+    """The on-screen viewer: a subscriber of the public stream, at a lower CPU priority."""
+    become_child("viewer")
+    os.nice(VIEWER_NICE)
+    from stages.viewer import run_viewer  # Qt and vispy load in this process only
+
+    sys.exit(run_viewer(graph.publish, graph.control, config, on_ready=ready.set))
+
+
+def _write_stats(path: Path, stats: LatencyStats, status: dict[str, Any]) -> None:
+    """The run's latency percentiles and counters as JSON, for benchmarks and dashboards."""
+    summary = {"published": stats.frames, "dropped": status["dropped"], "ms": stats.summary()}
+    summary["restarts"] = status["restarts"]
+    with AtomicFile(Path(path)) as f:
+        json.dump(summary, f, indent=2)
 
 
 def _read_events(events: zmq.Socket, restarts: dict[str, int]) -> int:

@@ -37,12 +37,19 @@ class LatencyStats:
         latencies = [ms for t, ms in self.recent if t >= start]
         return len(latencies) / seconds, latencies
 
-    def report(self) -> str:
-        """Percentile table: one line per stage and one for capture -> publish."""
-        lines = [f"{'stage':16s} {'p50':>8s} {'p95':>8s} {'p99':>8s}  (ms, {self.frames} frames)"]
+    def summary(self) -> dict[str, dict[str, float]]:
+        """{name: {p50, p95, p99, mean}} in ms for every stage and ``capture->publish``."""
         rows = [*self.stage_ms.items(), ("capture->publish", self.end_to_end_ms)]
+        out = {}
         for name, values in rows:
             if values:
                 p50, p95, p99 = np.percentile(values, [50, 95, 99])
-                lines.append(f"{name:16s} {p50:8.2f} {p95:8.2f} {p99:8.2f}")
+                out[name] = {"p50": p50, "p95": p95, "p99": p99, "mean": float(np.mean(values))}
+        return out
+
+    def report(self) -> str:
+        """Percentile table: one line per stage and one for capture -> publish."""
+        lines = [f"{'stage':16s} {'p50':>8s} {'p95':>8s} {'p99':>8s}  (ms, {self.frames} frames)"]
+        for name, q in self.summary().items():
+            lines.append(f"{name:16s} {q['p50']:8.2f} {q['p95']:8.2f} {q['p99']:8.2f}")
         return "\n".join(lines)

@@ -5,6 +5,8 @@
 * Live mode: a stage process that dies is restarted with fresh state and the sink is told
   (``pose.status`` reports restarts); the rest keeps running. Lossless mode
   (``--lossless``): a dead stage fails the run with that stage's name and exit status.
+* With a viewer, its window is one more process, a subscriber of the public stream; when
+  it exits (``q``, Esc, the window closed) the run stops as on Ctrl-C.
 * ``stop()`` (Ctrl-C / SIGTERM): capture stops and sends end-of-stream, which drains through
   the stages; the sink finalizes its files. Anything still alive after the grace period is
   terminated, then killed; the run folder with the ipc sockets is removed.
@@ -26,12 +28,13 @@ from typing import Any
 import zmq
 
 from stream.graph import Graph, StageNode, plan_graph
-from stream.processes import EXIT_SOURCE_ERROR, capture_main, sink_main, stage_main
+from stream.processes import EXIT_SOURCE_ERROR, capture_main, sink_main, stage_main, viewer_main
 from transports.codec import pack
 
 PRELOAD = ["stream.processes", "stages.detect", "stages.augment", "stages.angles", "mediapipe"]
 WATCH_S = 0.02
 STOP_GRACE_S = 1.5
+VIEWER_GRACE_S = 2.0  # for the window to save a recording when the run ends
 STARTUP_TIMEOUT_S = 120.0  # model loading on a busy 2-core machine
 RESTART_WINDOW_S = 10.0
 MAX_RESTARTS_IN_WINDOW = 5  # more restarts than this in the window: the stage is broken
@@ -51,6 +54,8 @@ class LiveOptions:
     duration_s: float | None = None
     record_dir: Path | None = None
     print_stats: bool = False
+    stats_path: Path | None = None
+    viewer: bool = False
 
 
 @dataclass
@@ -71,6 +76,7 @@ class Supervisor:
         self._recent_restarts: list[float] = []
         self._capture: BaseProcess | None = None
         self._sink: BaseProcess | None = None
+        self._viewer: BaseProcess | None = None
         self._stopping = False
         self._events = zmq.Context.instance().socket(zmq.PUSH)
         self._events.linger = 0
@@ -95,12 +101,21 @@ class Supervisor:
         sink_ready = self._ctx.Event()
         self._sink = self._ctx.Process(
             target=sink_main,
-            args=(self.graph, self.config, opts.record_dir, opts.print_stats, sink_ready),
+            args=(
+                self.graph,
+                self.config,
+                opts.record_dir,
+                opts.print_stats,
+                opts.stats_path,
+                sink_ready,
+            ),
             name="sink",
         )
         self._sink.start()
         self._events.connect(self.graph.events)
         waiting = [sink_ready]
+        if opts.viewer:
+            waiting.append(self._start_viewer())
         waiting += [self._start_stage(i, node) for i, node in enumerate(self.graph.stages)]
         self._wait_ready(waiting)
         self._capture = self._ctx.Process(
@@ -109,6 +124,16 @@ class Supervisor:
             name="capture",
         )
         self._capture.start()
+
+    def _start_viewer(self) -> Any:
+        """Start the window; returns the event it sets once it is on screen."""
+        ready = self._ctx.Event()
+        self._viewer = self._ctx.Process(
+            target=viewer_main, args=(self.graph, self.config, ready), name="viewer"
+        )
+        self._viewer.start()
+        self._ready["viewer"] = ready
+        return ready
 
     def _wait_ready(self, events: list[Any]) -> None:
         """Capture starts only once every stage has loaded its models."""
@@ -123,7 +148,8 @@ class Supervisor:
                     raise PipelineError(f"pipeline did not start: {why}")
 
     def processes(self) -> list[BaseProcess]:
-        return [p for p in (self._capture, *self._stages.values(), self._sink) if p is not None]
+        processes = (self._capture, *self._stages.values(), self._sink, self._viewer)
+        return [p for p in processes if p is not None]
 
     def watch(self) -> int:
         """Block until the run ends; restart dead stages (live) or fail (lossless)."""
@@ -137,9 +163,13 @@ class Supervisor:
                     process = self._stages[node.name]
                     if process.exitcode not in (None, 0) and not self._stopping:
                         self._stage_died(index, node, process.exitcode)
+                if self._viewer is not None and self._viewer.exitcode is not None:
+                    self.stop()  # the window was closed: end the run
                 time.sleep(WATCH_S)
             if self._sink.exitcode not in (0, None) and not self._stopping:
                 raise PipelineError(f"sink process ended with exit status {self._sink.exitcode}")
+            if self._viewer is not None and self._viewer.exitcode not in (0, None):
+                raise PipelineError(f"viewer ended with exit status {self._viewer.exitcode}")
             return 0
         finally:
             self._reap()
@@ -184,7 +214,8 @@ class Supervisor:
                 process.terminate()
         deadline = time.monotonic() + 0.3
         for process in self.processes():
-            process.join(max(0.0, deadline - time.monotonic()))
+            grace = VIEWER_GRACE_S if process is self._viewer else 0.0
+            process.join(max(0.0, deadline + grace - time.monotonic()))
             if process.is_alive():
                 process.kill()
                 process.join(0.2)

@@ -1,0 +1,156 @@
+"""Live-mode benchmark, all in one run on the Pose2Sim demo video (cam01, 1080x1920):
+
+1. offline pipeline fps / MediaPipe-alone fps (as bench_offline.py);
+2. live mode at the source's real rate: the demo frames played forth and back for
+   ``--seconds`` at 60 fps (the demo's own rate) and the same frames paced at 30 fps.
+   For each: fraction of source frames published, capture -> publish latency p50/p95/p99,
+   per-stage latency, CPU (% of one core, all pipeline processes) and RSS.
+
+    uv run python bench/bench_live.py [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import cv2  # noqa: E402
+
+from bench.bench_offline import demo_path, mediapipe_alone_fps  # noqa: E402
+from offline.runner import process_video  # noqa: E402
+from stream.config import load_config  # noqa: E402
+from stream.pipeline import build_stages  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def paced_clip(source: Path, fps: float, seconds: float, out: Path) -> int:
+    """The source's frames forth and back for ``seconds`` at ``fps``; returns frame count."""
+    cap = cv2.VideoCapture(str(source))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cycle = frames + frames[::-1]
+    n = int(fps * seconds)
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for i in range(n):
+        writer.write(cycle[i % len(cycle)])
+    writer.release()
+    return n
+
+
+def pipeline_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry / "comm").read_text().startswith("mm-"):
+                pids.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def cpu_ticks_and_rss(pids: list[int]) -> tuple[int, int]:
+    ticks = rss = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(stat[11]) + int(stat[12])  # utime + stime
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return ticks, rss
+
+
+class ResourceSampler(threading.Thread):
+    """Samples CPU time and RSS of the pipeline processes while the run is steady."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, int, int]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            ticks, rss = cpu_ticks_and_rss(pipeline_pids())
+            if ticks:
+                self.samples.append((time.monotonic(), ticks, rss))
+
+    def cpu_percent_and_rss_mb(self) -> tuple[float, float]:
+        steady = self.samples[2:-1] if len(self.samples) > 4 else self.samples
+        if len(steady) < 2:
+            return float("nan"), float("nan")
+        (t0, c0, _), (t1, c1, _) = steady[0], steady[-1]
+        cpu = 100.0 * (c1 - c0) / CLOCK_TICKS / (t1 - t0)
+        return cpu, max(r for _, _, r in steady) / 2**20
+
+
+def live_run(video: Path, frames: int, stats_json: Path) -> dict:
+    sampler = ResourceSampler()
+    sampler.start()
+    subprocess.run(
+        [sys.executable, str(REPO / "run_live.py"), "--source", str(video), "--stats-json",
+         str(stats_json), "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*"],
+        cwd=REPO, check=True, capture_output=True,
+    )  # fmt: skip
+    sampler.stop.set()
+    sampler.join()
+    result = json.loads(stats_json.read_text())
+    result["source_frames"] = frames
+    result["cpu_percent"], result["rss_mb"] = sampler.cpu_percent_and_rss_mb()
+    return result
+
+
+def print_live(label: str, r: dict) -> None:
+    e2e = r["ms"]["capture->publish"]
+    print(
+        f"\n{label}: {r['published']}/{r['source_frames']} frames published "
+        f"({100 * r['published'] / r['source_frames']:.1f}%), {r['dropped']} dropped at capture"
+    )
+    print(
+        f"  capture->publish ms: p50 {e2e['p50']:.1f}  p95 {e2e['p95']:.1f}  p99 {e2e['p99']:.1f}"
+    )
+    stages = ", ".join(f"{k} {v['p50']:.2f}" for k, v in r["ms"].items() if k != "capture->publish")
+    print(f"  per-stage p50 ms: {stages}")
+    print(f"  CPU {r['cpu_percent']:.0f}% of one core, RSS {r['rss_mb']:.0f} MB (all processes)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    video = demo_path()
+    config = load_config()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        alone = mediapipe_alone_fps(video)
+        offline = process_video(video, config, out, stages=build_stages(config), progress=False)
+        print(
+            f"offline pipeline {offline.fps:.1f} fps / MediaPipe alone {alone:.1f} fps "
+            f"= {offline.fps / alone:.3f}"
+        )
+        for fps in (60.0, 30.0):
+            clip = out / f"demo_{int(fps)}fps.mp4"
+            n = paced_clip(video, fps, args.seconds, clip)
+            print_live(f"live at {fps:.0f} fps", live_run(clip, n, out / f"{int(fps)}.json"))
+
+
+if __name__ == "__main__":
+    main()
