@@ -4,6 +4,11 @@
 input endpoint and connect to the next one's, so a restarted process simply binds again
 and its neighbours reconnect on their own. ipc:// endpoints live in a private run folder
 that the supervisor removes at exit, so no stale socket file is left behind.
+
+A stage listed in ``[live.remote]`` (``name = "tcp://host:port"``) runs on another host,
+started there with ``python -m stream.remote_stage NAME``: it listens on that endpoint and
+connects to the next stage's tcp input, so ``transport = "tcp"`` and a ``tcp_host`` the
+remote host can reach are required.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class StageNode:
     spec: str
     input: str
     output: str
+    remote: bool = False  # started by hand on another host, not by the supervisor
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,15 @@ def plan_graph(config: Mapping[str, Any], run_dir: Path) -> Graph:
         inputs = [f"tcp://{host}:{base + i}" for i in range(len(names) + 1)]
     else:
         raise ConfigError(f"[live] transport must be 'ipc' or 'tcp', got {transport!r}")
+    remote = dict(live.get("remote", {}))
+    unknown = set(remote) - set(names)
+    if unknown:
+        raise ConfigError(f"[live.remote] names unknown stages {sorted(unknown)}; known: {names}")
+    if remote and transport != "tcp":
+        raise ConfigError('[live.remote] needs [live] transport = "tcp"')
+    inputs = [remote.get(name, inputs[i]) for i, name in enumerate(names)] + inputs[-1:]
     nodes = tuple(
-        StageNode(name, spec, inputs[i], inputs[i + 1])
+        StageNode(name, spec, inputs[i], inputs[i + 1], remote=name in remote)
         for i, (name, spec) in enumerate(zip(names, specs, strict=True))
     )
     return Graph(

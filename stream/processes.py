@@ -43,11 +43,12 @@ VIEWER_NICE = 10  # the window yields the CPU to the pipeline, even to its niced
 
 
 class _StopFlag:
-    """Set by SIGTERM; loops check it between packets so they can finish cleanly."""
+    """Set by SIGTERM (and SIGINT if asked); loops check it between packets to end cleanly."""
 
-    def __init__(self) -> None:
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM,)) -> None:
         self.stop = False
-        signal.signal(signal.SIGTERM, self._handle)
+        for signum in signals:
+            signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
         self.stop = True
@@ -96,15 +97,22 @@ def capture_main(
 
 
 def stage_main(
-    node: StageNode, config: Mapping[str, Any], lossless: bool, first: bool, ready: Any
+    node: StageNode,
+    config: Mapping[str, Any],
+    lossless: bool,
+    first: bool,
+    ready: Any,
+    supervised: bool = True,
 ) -> None:
     """Run one stage between its input and output links until the source ends.
 
     ``ready`` (a multiprocessing Event) is set once the stage is set up, so capture starts
-    only when every model is loaded.
+    only when every model is loaded. An unsupervised stage (``stream.remote_stage``) runs
+    in a terminal of its own and stops on Ctrl-C.
     """
-    become_child(node.name)
-    flag = _StopFlag()
+    if supervised:
+        become_child(node.name)
+    flag = _StopFlag() if supervised else _StopFlag((signal.SIGTERM, signal.SIGINT))
     stage = load_stage_class(node.spec)()
     stage.setup(config)
     if first:

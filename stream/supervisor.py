@@ -116,7 +116,11 @@ class Supervisor:
         waiting = [sink_ready]
         if opts.viewer:
             waiting.append(self._start_viewer())
-        waiting += [self._start_stage(i, node) for i, node in enumerate(self.graph.stages)]
+        waiting += [
+            self._start_stage(i, node)
+            for i, node in enumerate(self.graph.stages)
+            if not node.remote  # started on its own host (stream/remote_stage.py)
+        ]
         self._wait_ready(waiting)
         self._capture = self._ctx.Process(
             target=capture_main,
@@ -160,7 +164,9 @@ class Supervisor:
                     self.stop()
                     raise PipelineError("capture failed (see the error above)")
                 for index, node in enumerate(self.graph.stages):
-                    process = self._stages[node.name]
+                    process = self._stages.get(node.name)
+                    if process is None:  # a remote stage: its host looks after it
+                        continue
                     if process.exitcode not in (None, 0) and not self._stopping:
                         self._stage_died(index, node, process.exitcode)
                 if self._viewer is not None and self._viewer.exitcode is not None:

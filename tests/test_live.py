@@ -55,7 +55,7 @@ class LiveRun:
         self.control = f"tcp://127.0.0.1:{free_port()}"
         self.client = PoseClient(self.publish, self.control)
         cmd = [sys.executable, str(REPO / "run_live.py"), "--publish", self.publish]
-        cmd += ["--control", self.control, *map(str, args)]
+        cmd += ["--control", self.control, "--no-viewer", *map(str, args)]
         self.process = subprocess.Popen(
             cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -184,6 +184,8 @@ def test_sigint_stops_within_2s_with_a_valid_trc(long_video: Path, tmp_path: Pat
 
 
 def test_offline_equals_live_lossless_byte_for_byte(tmp_path: Path) -> None:
+    """Over ipc:// (the default), tcp:// and with detect run as a separate remote stage,
+    live --lossless writes exactly the offline files."""
     video = demo_video("cam02")
     offline = subprocess.run(
         [sys.executable, "run_offline.py", video, "--output", tmp_path / "offline", "--quiet",
@@ -191,15 +193,29 @@ def test_offline_equals_live_lossless_byte_for_byte(tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert offline.returncode == 0, offline.stderr
-    run = LiveRun(
-        "--source", video, "--lossless", "--record", tmp_path / "live", "--compute-all-joint-angles"
-    )
-    code, _, err = run.finish(timeout=300)
-    assert code == 0, err
-    for name in ("cam02_initial.trc", "cam02_final.trc", "cam02_raw_landmarks.csv",
-                 "joint_angles/cam02_angles.mot"):  # fmt: skip
-        live = (tmp_path / "live" / "cam02" / name).read_bytes()
-        assert live == (tmp_path / "offline" / "cam02" / name).read_bytes(), name
+    tcp_config = tmp_path / "tcp.toml"
+    text = (REPO / "config.toml").read_text().replace('transport = "ipc"', 'transport = "tcp"', 1)
+    tcp_config.write_text(text)
+    remote_config = tmp_path / "remote.toml"  # detect "on another host": a separate process
+    remote_config.write_text(text + f'\n[live.remote]\ndetect = "tcp://127.0.0.1:{free_port()}"\n')
+    remote = subprocess.Popen(
+        [sys.executable, "-m", "stream.remote_stage", "detect", "--config", remote_config,
+         "--lossless"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    variants = {"ipc": [], "tcp": ["--config", tcp_config], "remote": ["--config", remote_config]}
+    for transport, extra in variants.items():
+        out = tmp_path / f"live_{transport}"
+        run = LiveRun(
+            "--source", video, "--lossless", "--record", out, "--compute-all-joint-angles", *extra,
+        )  # fmt: skip
+        code, _, err = run.finish(timeout=300)
+        assert code == 0, err
+        for name in ("cam02_initial.trc", "cam02_final.trc", "cam02_raw_landmarks.csv",
+                     "joint_angles/cam02_angles.mot"):  # fmt: skip
+            live = (out / "cam02" / name).read_bytes()
+            assert live == (tmp_path / "offline" / "cam02" / name).read_bytes(), (transport, name)
+    assert remote.wait(timeout=10) == 0, "the remote stage ends with its source"
 
 
 def raw_request(endpoint: str, frames: list[bytes]) -> dict | None:
