@@ -5,6 +5,7 @@ Examples:
     uv run run_offline.py --demo
     uv run run_offline.py walk.mp4 --height 1.82 --mass 78 --output results/
     uv run run_offline.py walk.mp4 --compute-all-joint-angles --plot-all-joint-angles
+    uv run run_offline.py --view results/walk/walk_final.trc   # replay a TRC in 3D
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ quiet_native_logs()
 
 from offline.runner import NoPersonError, process_video  # noqa: E402
 from stages.capture import SourceError  # noqa: E402
+from stages.viewer import replay_trc  # noqa: E402
 from stream.config import ConfigError  # noqa: E402
+from stream.pipeline import StageError  # noqa: E402
 
 DEMO_VIDEO = "Demo_SinglePerson/videos/cam01.mp4"
 
@@ -35,6 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("videos", nargs="*", type=Path, help="video files to process")
     p.add_argument("--video", action="append", type=Path, default=[], help="a video (repeatable)")
     p.add_argument("--demo", action="store_true", help="process the Pose2Sim demo video")
+    p.add_argument(
+        "--view",
+        type=Path,
+        metavar="FILE.trc",
+        help="replay a TRC file in the 3D viewer (space play/pause, arrow keys step)",
+    )
     add_pipeline_flags(p)
     p.add_argument("--output", type=Path, help="output folder (default from config.toml)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -43,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.view is not None:
+        return replay_trc(args.view)
     videos = [*args.videos, *args.video] + ([demo_video()] if args.demo else [])
     if not videos:
         print("error: no video given: pass VIDEO paths or --demo (see --help)", file=sys.stderr)
@@ -58,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for video in videos:
         try:
             summaries.append(process_video(video, config, output_dir, progress=not args.quiet))
-        except (SourceError, NoPersonError, ConfigError) as exc:
+        except (SourceError, NoPersonError, ConfigError, StageError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             failures += 1
     for summary in summaries:

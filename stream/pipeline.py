@@ -38,10 +38,21 @@ def build_stages(config: Mapping[str, Any]) -> list[Stage]:
     return stages
 
 
+class StageError(RuntimeError):
+    """A stage raised while processing a frame; the message names the stage and frame."""
+
+
 def run_inline(stages: Sequence[Stage], packet: Packet) -> Packet | None:
     """Pass one packet through every stage in order; ``None`` if a stage dropped it."""
     for stage in stages:
-        packet = stage(packet)
+        frame = packet.frame_index
+        try:
+            packet = stage(packet)
+        except Exception as exc:
+            raise StageError(
+                f"stage '{stage.name}' failed on frame {frame} of {packet.source_id}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         if packet is None:
             return None
     return packet

@@ -101,3 +101,13 @@ def test_bad_flag_values(tmp_path: Path, flags: list[str], words: str) -> None:
 def test_no_video_given() -> None:
     result = run_offline()
     assert result.returncode == 2 and "no video given" in error_lines(result)[0]
+
+
+def test_a_failing_stage_fails_the_run_with_its_name(tmp_path: Path) -> None:
+    """A stage that raises: one error line naming it, non-zero exit, no files left."""
+    config = tmp_path / "broken.toml"
+    text = (REPO / "config.toml").read_text()
+    config.write_text(text.replace('"stages.angles:JointAngles"', '"tests.broken_stage:Broken"'))
+    out = tmp_path / "out"
+    result = run_offline("--demo", "--output", out, "--config", config)
+    assert_clean_failure(result, "stage 'broken' failed on frame 10 of cam01", out)
