@@ -8,6 +8,7 @@ streamed into a temporary body file and the final file is assembled atomically o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,39 @@ class TrcWriter:
 
     def discard(self) -> None:
         self._body.discard()
+
+
+class TrcError(ValueError):
+    """The file is not a TRC file this project can read; the message says why."""
+
+
+@dataclass(frozen=True)
+class TrcData:
+    """The contents of a TRC file: marker names, frame times (s) and positions (T, N, 3)."""
+
+    names: tuple[str, ...]
+    times: np.ndarray
+    xyz: np.ndarray
+    rate: float
+
+
+def read_trc(path: Path) -> TrcData:
+    """Read a TRC file written by :class:`TrcWriter` or by Pose2Sim/OpenSim tools."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrcError(f"cannot read {path}: {exc}") from None
+    if len(lines) < 5 or not lines[0].startswith("PathFileType"):
+        raise TrcError(f"{path} is not a TRC file (no PathFileType header)")
+    header = dict(zip(lines[1].split("\t"), lines[2].split("\t"), strict=False))
+    names = tuple(n for n in lines[3].split("\t")[2:] if n.strip())
+    rows = [line.split("\t") for line in lines[5:] if line.strip()]
+    width = 2 + 3 * len(names)  # Frame#, Time, then X Y Z per marker
+    if not names or any(len(row) < width for row in rows):
+        raise TrcError(f"{path}: rows do not hold 3 values for each of {len(names)} markers")
+    try:
+        rate = float(header.get("DataRate", "nan"))
+        values = np.array([[float(v) for v in row[1:width]] for row in rows]).reshape(-1, width - 1)
+    except ValueError as exc:
+        raise TrcError(f"{path}: bad number in the TRC data: {exc}") from None
+    return TrcData(names, values[:, 0], values[:, 1:].reshape(len(rows), len(names), 3), rate)

@@ -2,7 +2,9 @@
 
 A PUB socket sends multipart ``[topic, msgpack payload]`` (schema in
 ``transports/schema.py``): ``pose.markers`` and ``pose.angles`` every frame, ``pose.status``
-when the owner calls ``publish_status``. PUB never blocks: a subscriber that stalls only
+when the owner calls ``publish_status``, and ``pose.preview`` (a small JPEG of the frame with
+the 2D landmarks in its pixels) for frames that carry one, i.e. only while the live viewer
+is attached (``[detect] preview``). PUB never blocks: a subscriber that stalls only
 loses its own messages once its queue (``SNDHWM``) is full, the pipeline and the other
 subscribers are not slowed. Binds to 127.0.0.1 unless configured otherwise.
 """
@@ -55,6 +57,8 @@ class StreamPublisher(Sink):
         )
         if "angles" in packet.data:
             self._send("pose.angles", {**head, "angles": packet.data["angles"]})
+        if "preview_jpeg" in packet.data:
+            self._send("pose.preview", {**head, **_preview(packet)})
         return packet
 
     def publish_status(self, status: dict[str, Any]) -> None:
@@ -64,3 +68,17 @@ class StreamPublisher(Sink):
         if self._publisher is not None:
             self._publisher.close()
             self._publisher = None
+
+
+def _preview(packet: Packet) -> dict[str, Any]:
+    """The preview image and the 2D landmarks scaled to its pixels, so a client draws both
+    without knowing the camera's resolution."""
+    width, height = packet.meta["preview_size"]
+    scale = width / packet.image_size[0]
+    return {
+        "person": bool(packet.meta.get("person", False)),
+        "jpeg": packet.data["preview_jpeg"].tobytes(),
+        "size": [int(width), int(height)],
+        "landmarks_2d": packet.data["landmarks_2d"] * scale,
+        "visibility": packet.data["visibility"],
+    }

@@ -54,6 +54,12 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
         help="write a PNG per joint group and a summary figure",
     )
     p.add_argument("--fov", type=float, help="camera field of view across the long side (deg)")
+    p.add_argument(
+        "--camera-pof",
+        action="store_true",
+        help="3D from the learned limb-orientation lifter instead of MediaPipe's depth",
+    )
+    p.add_argument("--pof-model", type=Path, help="ONNX model of the lifter (implies --camera-pof)")
     p.add_argument("--config", type=Path, help="configuration file (default: config.toml)")
 
 
@@ -73,8 +79,24 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
             **(extra or {}),
         },
     )
+    if args.camera_pof or args.pof_model:
+        use_pof_lift(config, args.pof_model)
     check_values(config)
     return config
+
+
+LIFT_STAGE = "stages.lift:PofLift"
+
+
+def use_pof_lift(config: dict[str, Any], model: Path | None) -> None:
+    """Put the POF lift right after detection (it replaces MediaPipe's world landmarks)."""
+    stages = config["pipeline"]["stages"]
+    if LIFT_STAGE not in stages:
+        stages.insert(1, LIFT_STAGE)
+    if model is not None:
+        if not model.is_file():
+            raise ConfigError(f"--pof-model: file not found: {model}")
+        config.setdefault("lift", {})["model"] = str(model.resolve())
 
 
 def check_values(config: dict[str, Any]) -> None:

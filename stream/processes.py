@@ -39,7 +39,7 @@ EXIT_SOURCE_ERROR = 3
 # the machine is saturated (measured: 60 fps input on 2 cores, see bench/bench_live.py).
 HEAVY_NICE = 5
 EXIT_ABORTED = 4
-VIEWER_NICE = 10  # the window yields the CPU to the pipeline, even to its niced stages
+VIEWER_NICE = 19  # the window takes only the CPU the pipeline leaves (see stages/viewer.py)
 
 
 class _StopFlag:

@@ -21,6 +21,7 @@ import pytest
 from stages.angles import ANGLE_COLUMNS, ANGLE_GROUPS
 from stages.capture import VideoSource
 from stages.marker_sets import MARKERS_64
+from stream.cli import use_pof_lift
 from stream.config import with_overrides
 from stream.pipeline import build_stages, run_inline
 from tests.data import DEMO_CAMERAS, demo_video
@@ -35,10 +36,13 @@ BONES = {  # name: (marker a, marker b, min ratio of height, max ratio)
 MAX_BONE_CV = 0.35
 
 
-@pytest.fixture(scope="module")
-def demo_markers(config: dict[str, Any]) -> dict[str, np.ndarray]:
-    """markers_64 of every frame of every demo camera, run with --estimate-missing."""
+@pytest.fixture(scope="module", params=["mediapipe", "pof"])
+def demo_markers(config: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, np.ndarray]:
+    """markers_64 of every frame of every demo camera, run with --estimate-missing, with
+    MediaPipe's 3D (default) and with the learned POF lift (--camera-pof)."""
     cfg = with_overrides(config, {"markers.estimate_missing": True, "subject.height": HEIGHT})
+    if request.param == "pof":
+        use_pof_lift(cfg, None)
     stages = build_stages(cfg)
     out = {}
     for camera in DEMO_CAMERAS:

@@ -26,7 +26,8 @@ def main() -> None:
         raise SystemExit(f"error: {exc}; start run_live.py first") from None
     print(f"{len(markers)} markers, {len(angles)} angles; waiting for frames (Ctrl-C to stop)")
     hip = markers.index("Hip")
-    for n, (topic, msg) in enumerate(client.messages(), start=1):
+    topics = ("pose.markers", "pose.angles", "pose.status")  # not the viewer's pose.preview
+    for n, (topic, msg) in enumerate(client.messages(topics), start=1):
         if topic == "pose.markers":
             position = np.round(msg["markers"][hip], 3)
             print(f"frame {msg['frame_index']:6d}  person={msg['person']!s:5}  Hip={position}")

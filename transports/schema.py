@@ -2,7 +2,9 @@
 
 External programs subscribe to ``pose.*`` topics on the PUB socket and may ask the control
 socket for this description (``{"cmd": "schema"}``), so a client never has to hard-code
-marker order or units.
+marker order or units. ``pose.preview`` (a small camera image) is published only while the
+live viewer is open (``[detect] preview``): clients that want poses only subscribe to the
+other topics by name.
 """
 
 from __future__ import annotations
@@ -34,6 +36,17 @@ TOPICS: dict[str, dict[str, str]] = {
         "timestamp_ns": "int",
         "angles": "ndarray float64 (N,): joint angles, degrees, NaN = not computable; order = "
         "the control socket's 'angles' reply",
+    },
+    "pose.preview": {
+        "source_id": "str",
+        "frame_index": "int",
+        "timestamp_ns": "int",
+        "person": "bool: a person was detected in this frame",
+        "jpeg": "bytes: the frame downscaled (longer side [detect] preview_size px), JPEG",
+        "size": "[int, int]: width, height of the preview image, px",
+        "landmarks_2d": "ndarray float64 (33, 2): MediaPipe landmarks in preview pixels "
+        "(x right, y down), NaN = no person",
+        "visibility": "ndarray float64 (33,): MediaPipe visibility, 0..1",
     },
     "pose.status": {
         "source_fps": "float: frames captured per second (last interval)",

@@ -1,0 +1,182 @@
+"""Published frame rate with the live viewer attached vs headless, in one run.
+
+The Pose2Sim demo frames (cam01, 1080x1920) are played forth and back at 30 fps, like a
+camera; ``run_live.py`` runs on them with and without its window, alternately (``--rounds``
+of each, so machine load drifts hit both alike). For each run: frames published per second
+(counted by a subscriber, after a warm-up second), capture -> publish latency p50, and the
+window's CPU use (% of one core). Also the detect stage's extra cost for the preview image.
+Without a display, a private Xvfb server is started (Mesa software OpenGL draws the window).
+
+    uv run python bench/bench_viewer.py [--rounds 2] [--seconds 12] [--scale 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from stages.detect import encode_preview  # noqa: E402
+from stages.viewer import display_available  # noqa: E402
+from tests.data import demo_video  # noqa: E402
+from transports.queues import Subscriber  # noqa: E402
+
+WARM_UP_S = 1.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def demo_frames(scale: float) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(demo_video("cam01")))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(cv2.resize(frame, None, fx=scale, fy=scale) if scale != 1 else frame)
+
+
+def paced_clip(frames: list[np.ndarray], seconds: float, out: Path) -> Path:
+    """``frames`` forth and back for ``seconds`` at 30 fps."""
+    cycle = frames + frames[::-1]
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30, (width, height))
+    for i in range(int(30 * seconds)):
+        writer.write(cycle[i % len(cycle)])
+    writer.release()
+    return out
+
+
+def start_display() -> None:
+    """A private Xvfb (it dies with this process) when no display is available."""
+
+    def die_with_parent() -> None:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
+
+    read, write = os.pipe()
+    subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        os.environ["DISPLAY"] = f":{pipe.readline().strip()}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def viewer_cpu_s() -> float | None:
+    """CPU seconds used so far by the window process (None if there is none)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry / "comm").read_text().strip() == "mm-viewer":
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        except OSError:
+            continue
+    return None
+
+
+def one_run(video: Path, seconds: float, viewer: bool) -> dict[str, float]:
+    """Published fps, latency p50 and the window's CPU % for one run of run_live.py."""
+    publish, control = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
+    arrivals: list[float] = []
+    latencies: list[float] = []
+    cpu: list[tuple[float, float]] = []  # (wall time, window CPU seconds)
+    stop = threading.Event()
+    subscriber = Subscriber(publish, ("pose.markers",))
+
+    def collect() -> None:
+        with subscriber:
+            while not stop.is_set():
+                message = subscriber.recv(timeout_s=0.1)
+                now = time.monotonic()
+                if message is not None:
+                    arrivals.append(now)
+                    latencies.append((time.monotonic_ns() - message[1]["timestamp_ns"]) / 1e6)
+                if viewer and arrivals and (not cpu or now - cpu[-1][0] > 0.5):
+                    used = viewer_cpu_s()
+                    if used is not None:
+                        cpu.append((now, used))
+
+    thread = threading.Thread(target=collect, daemon=True)
+    thread.start()
+    command = [sys.executable, "run_live.py", "--source", str(video), "--duration", str(seconds)]
+    command += ["--publish", publish, "--control", control] + ([] if viewer else ["--no-viewer"])
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=seconds + 120)
+    stop.set()
+    thread.join(5)
+    start = arrivals[0] + WARM_UP_S
+    steady = [t for t in arrivals if t >= start]
+    result = {
+        "fps": (len(steady) - 1) / (steady[-1] - steady[0]),
+        "latency_ms": statistics.median(latencies[len(arrivals) - len(steady) :]),
+    }
+    if len(cpu) >= 2:
+        (t0, c0), (t1, c1) = cpu[0], cpu[-1]
+        result["viewer_cpu_pct"] = 100 * (c1 - c0) / (t1 - t0)
+    return result
+
+
+def preview_ms(frames: list[np.ndarray]) -> float:
+    """Extra detect time per frame for the preview (downscale + JPEG), median."""
+    times = []
+    for frame in frames:
+        start = time.perf_counter()
+        encode_preview(frame, 480, 70)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each kind")
+    parser.add_argument("--seconds", type=float, default=12.0, help="capture time per run")
+    parser.add_argument("--scale", type=float, default=1.0, help="resize the demo frames")
+    args = parser.parse_args()
+    if not display_available():
+        start_display()
+    frames = demo_frames(args.scale)
+    height, width = frames[0].shape[:2]
+    print(f"preview (480 px JPEG) in detect: {preview_ms(frames):.2f} ms per {width}x{height}")
+    with tempfile.TemporaryDirectory() as tmp:
+        video = paced_clip(frames, args.seconds + 5, Path(tmp) / "demo30.mp4")
+        runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+        for _ in range(args.rounds):
+            for viewer in (False, True):
+                runs[viewer].append(one_run(video, args.seconds, viewer))
+                print(f"  {'viewer  ' if viewer else 'headless'} {runs[viewer][-1]}", flush=True)
+    fps = {v: statistics.mean(r["fps"] for r in runs[v]) for v in runs}
+    latency = {v: statistics.mean(r["latency_ms"] for r in runs[v]) for v in runs}
+    cpu = [r["viewer_cpu_pct"] for r in runs[True] if "viewer_cpu_pct" in r]
+    print(f"source 30 fps, {width}x{height}, {args.rounds} runs of {args.seconds:.0f} s each")
+    print(f"headless:    {fps[False]:5.1f} fps published, latency p50 {latency[False]:5.1f} ms")
+    print(f"with viewer: {fps[True]:5.1f} fps published, latency p50 {latency[True]:5.1f} ms")
+    if cpu:
+        print(f"viewer process: {statistics.mean(cpu):.0f} % of one core")
+    print(f"ratio viewer/headless: {fps[True] / fps[False]:.3f} (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Evaluate an exported POF model: held-out mocap subjects and real multi-camera video.
+
+``uv run python -m models.evaluate MODEL.onnx [--demo Demo_MultiPerson]``
+
+1. Held-out mocap (validation subjects, fixed random cameras, MediaPipe-like noise): mean
+   limb-orientation error against the naive baseline (2D direction, zero depth) and the
+   root-relative joint error after the least-squares solve with the true bone lengths.
+2. Real video (a Pose2Sim demo): MediaPipe on each camera; the reference is the joints
+   triangulated from the other cameras (models/measure_noise.py), turned into that
+   camera's frame. Compared: MediaPipe's own world landmarks, the POF model, naive.
+   Demo_MultiPerson is for tuning; Demo_SinglePerson is a test set: report it, never tune.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from models.corruption import NoiseModel
+from models.measure_noise import SAME_PERSON, demo_cameras, detections, triangulate_others
+from models.mocap import load_clips, split
+from models.pairs import PairGenerator
+from models.pof_onnx import PofOnnx
+from models.pof_solver import correct_z_sign, solve
+from models.skeleton import HIPS, LIMB_NAMES, limb_vectors, unit
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle between unit vectors along the last axis, degrees."""
+    return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1, 1)))
+
+
+def naive_pof(uv: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Each limb's 2D direction on the normalized image plane, zero depth."""
+    ray = (uv - K[..., None, :2, 2]) / np.stack([K[..., 0, 0], K[..., 1, 1]], -1)[..., None, :]
+    d = limb_vectors(np.concatenate([ray, np.zeros_like(ray[..., :1])], -1))
+    return unit(d)
+
+
+def run_batch(session: ort.InferenceSession, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, T, L, F) -> orientations (B, T, L, 3) and P(depth > 0), carrying the prior."""
+    b, t, n, _ = feats.shape
+    prior = np.zeros((b, n, 4), np.float32)
+    names = {i.name for i in session.get_inputs()}
+    pofs, probs = [], []
+    for k in range(t):
+        feed = {"features": feats[:, k], "prior": prior}
+        pof, z = session.run(None, {key: v for key, v in feed.items() if key in names})
+        prior = np.concatenate([pof, np.ones((b, n, 1), np.float32)], -1)
+        pofs.append(pof)
+        probs.append(1 / (1 + np.exp(-z)))
+    return np.stack(pofs, 1), np.stack(probs, 1)
+
+
+def held_out(model: Path, batches: int, seq_len: int) -> dict[str, float]:
+    """Orientation and joint errors on the validation subjects."""
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    gen = PairGenerator(split(load_clips())[1], seq_len, NoiseModel(), augment=False, seed=999)
+    err, naive, mpjpe, mpjpe_z = [], [], [], []
+    for _ in range(batches):
+        b = gen.sample(128)
+        pof, prob = run_batch(session, b.features)
+        err.append(angle_deg(pof, b.pof))
+        naive.append(angle_deg(naive_pof(b.uv, b.K[:, None]), b.pof))
+        lengths = np.linalg.norm(limb_vectors(b.joints_cam), axis=-1)
+        for i in range(len(pof)):
+            for t in range(0, seq_len, 4):
+                vis = b.vis[i, t] >= 0.3
+                truth = b.joints_cam[i, t] - b.joints_cam[i, t, HIPS].mean(0)
+                for out, p in (
+                    (mpjpe, pof[i, t]),
+                    (mpjpe_z, correct_z_sign(pof[i, t], prob[i, t])),
+                ):
+                    X = solve(b.uv[i, t], vis, b.K[i], p.astype(np.float64), lengths[i, t])
+                    X -= X[HIPS].mean(0)
+                    out.append(np.linalg.norm(X - truth, axis=-1).mean())
+    return {
+        "limb_deg": float(np.mean(err)), "naive_limb_deg": float(np.mean(naive)),
+        "mpjpe_mm": 1000 * float(np.mean(mpjpe)), "mpjpe_zfix_mm": 1000 * float(np.mean(mpjpe_z)),
+    }  # fmt: skip
+
+
+def real_video(model: Path, demo: str, cache: Path | None) -> dict:
+    """Limb-orientation error against multi-view triangulation on a calibrated demo."""
+    det = detections(demo, cache)
+    cams = demo_cameras(demo)
+    errs: dict[str, list] = {"mediapipe_deg": [], "pof_deg": [], "naive_deg": []}
+    for c, cam in enumerate(cams):
+        lifter = PofOnnx(model)
+        for f in range(det["uv"].shape[1]):
+            uv, vis = det["uv"][c, f], det["vis"][c, f]
+            if np.isnan(uv).any():
+                lifter.reset()
+                continue
+            pof, _ = lifter(uv, vis, cam.K)
+            X = triangulate_others(cams, det["uv"], det["vis"], c, f)
+            if X is None:
+                continue
+            diag = np.linalg.norm(uv.max(0) - uv.min(0))
+            if np.median(np.linalg.norm(cam.project(X) - uv, axis=-1)) > SAME_PERSON * diag:
+                continue  # this camera tracks the other person
+            truth = unit(limb_vectors(X @ cam.R.T + cam.t))
+            errs["mediapipe_deg"].append(angle_deg(unit(limb_vectors(det["world"][c, f])), truth))
+            errs["pof_deg"].append(angle_deg(pof, truth))
+            errs["naive_deg"].append(angle_deg(naive_pof(uv, cam.K), truth))
+    out: dict = {k: float(np.mean(v)) for k, v in errs.items()}
+    out["frames"] = len(errs["pof_deg"])
+    mp, pof = np.mean(errs["mediapipe_deg"], 0), np.mean(errs["pof_deg"], 0)
+    out["per_limb_mediapipe_pof"] = {
+        f"{a}-{b}": (round(float(m), 1), round(float(p), 1))
+        for (a, b), m, p in zip(LIMB_NAMES, mp, pof, strict=True)
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--demo", default="Demo_MultiPerson")
+    ap.add_argument("--cache", type=Path, default=None, help="MediaPipe detections (.npz)")
+    ap.add_argument("--batches", type=int, default=4)
+    ap.add_argument("--seq-len", type=int, default=8)
+    args = ap.parse_args()
+    result = {"held_out": held_out(args.model, args.batches, args.seq_len),
+              args.demo: real_video(args.model, args.demo, args.cache)}  # fmt: skip
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

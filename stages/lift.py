@@ -1,0 +1,86 @@
+"""Lift: MediaPipe's 2D landmarks -> 3D joints from learned limb orientations (POF).
+
+MediaPipe's own world landmarks get depth wrong. This stage feeds the 17 detected 2D
+joints (models/skeleton.py) to the temporal POF network (ONNX Runtime, one prior per
+source), flips limb depth signs its sign head is sure about, and solves the least-squares
+problem (models/pof_solver.py) with bone lengths from the subject's height, in the camera
+frame of a pinhole camera of ``fov_deg``. The result replaces the 17 matching rows of
+``world_3d`` (hip-centred, MediaPipe's axes: x right, y down, z away from the camera) so
+the marker stage downstream is unchanged; MediaPipe's original stays in
+``world_3d_mediapipe`` and the camera-frame joints in ``lift_camera``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.pof_onnx import PofOnnx
+from models.pof_solver import bone_lengths, correct_z_sign, solve
+from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_LIMBS
+from stages.markers import focal_length_px
+from stream.packet import Packet
+from stream.stage import Stage
+
+PROJECT = Path(__file__).resolve().parent.parent  # relative model paths start here
+
+
+class PofLift(Stage):
+    """Replaces MediaPipe's world landmarks by POF + least-squares 3D joints."""
+
+    name = "lift"
+
+    def __init__(self) -> None:
+        self.model_path = PROJECT / "models/weights/pof_mlp.onnx"
+        self.height = 1.70
+        self.fov_deg = 60.0
+        self.vis_min = 0.3
+        self._lifters: dict[str, PofOnnx] = {}
+
+    def setup(self, config: Mapping[str, Any]) -> None:
+        lift = config.get("lift", {})
+        self.model_path = PROJECT / Path(lift.get("model", self.model_path))
+        self.height = float(config.get("subject", {}).get("height", self.height))
+        self.fov_deg = float(config.get("markers", {}).get("fov_deg", self.fov_deg))
+        self.vis_min = float(config.get("markers", {}).get("visibility_min", self.vis_min))
+        if not self.model_path.is_file():
+            raise FileNotFoundError(
+                f"POF model not found: {self.model_path} (check --pof-model or [lift] model)"
+            )
+        warm = np.zeros((len(MEDIAPIPE_INDEX), 2))  # load numba's compiled solver now
+        solve(warm, np.zeros(len(warm), bool), np.eye(3), np.zeros((N_LIMBS, 3)), np.zeros(N_LIMBS))
+
+    def _lifter(self, source_id: str) -> PofOnnx:
+        if source_id not in self._lifters:
+            self._lifters[source_id] = PofOnnx(self.model_path, self.vis_min)
+        return self._lifters[source_id]
+
+    def process(self, packet: Packet) -> Packet:
+        if not packet.meta.get("person", False):
+            self.reset(packet.source_id)  # a lost track restarts the temporal prior
+            return packet
+        uv = packet.data["landmarks_2d"][MEDIAPIPE_INDEX]
+        vis = packet.data["visibility"][MEDIAPIPE_INDEX]
+        f = focal_length_px(packet.image_size, self.fov_deg)
+        w, h = packet.image_size
+        K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
+        pof, z_prob = self._lifter(packet.source_id)(uv, vis, K)
+        pof = correct_z_sign(pof.astype(np.float64), z_prob)
+        joints = solve(uv, vis >= self.vis_min, K, pof, bone_lengths(self.height))
+        world = packet.data["world_3d"].copy()
+        packet.data["world_3d_mediapipe"] = packet.data["world_3d"]
+        world[MEDIAPIPE_INDEX] = joints - joints[HIPS].mean(0)
+        packet.data["world_3d"] = world
+        packet.data["lift_camera"] = joints
+        return packet
+
+    def reset(self, source_id: str | None = None) -> None:
+        for sid in list(self._lifters) if source_id is None else [source_id]:
+            if sid in self._lifters:
+                self._lifters[sid].reset()
+
+    def close(self) -> None:
+        self._lifters.clear()

@@ -1,0 +1,100 @@
+"""The viewer's only link to the engine: the public stream, read like any external client.
+
+A SUB socket is drained without blocking from the window's timer, so the window never
+waits for the engine and the engine never waits for the window: when the window is slow,
+ZeroMQ drops messages for it alone. The marker and angle names come from one
+``{"cmd": "schema"}`` request on the control socket, sent without blocking and sent again
+on a fresh socket if the engine did not answer in time (it may still be starting).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import zmq
+
+from transports.queues import Subscriber
+
+TOPICS = ("pose.markers", "pose.angles", "pose.status", "pose.preview")
+SCHEMA_RETRY_S = 2.0
+RECEIVE_QUEUE = 200  # messages ZeroMQ keeps for a window that is not reading
+
+
+@dataclass
+class FeedUpdate:
+    """What arrived since the last poll: every pose and angle message (for recording and
+    plots), only the newest status and preview (older ones are never shown)."""
+
+    markers: list[dict[str, Any]] = field(default_factory=list)
+    angles: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, Any] | None = None
+    preview: dict[str, Any] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.markers or self.angles or self.status or self.preview)
+
+
+class StreamFeed:
+    """Subscribes to the engine's ``pose.*`` topics and asks its control socket once."""
+
+    def __init__(self, publish: str, control: str, context: zmq.Context | None = None) -> None:
+        self._context = context or zmq.Context.instance()
+        self._subscriber = Subscriber(publish, TOPICS, context=self._context)
+        self._subscriber.socket.rcvhwm = RECEIVE_QUEUE
+        self._control = control
+        self._request: zmq.Socket | None = None
+        self._asked_at = 0.0
+        self.schema: dict[str, Any] | None = None
+
+    def poll(self, max_messages: int = 1000) -> FeedUpdate:
+        """Everything waiting now (at most ``max_messages``), without blocking."""
+        if self.schema is None:
+            self._ask_schema()
+        update = FeedUpdate()
+        for _ in range(max_messages):
+            message = self._subscriber.recv(timeout_s=0)
+            if message is None:
+                break
+            topic, payload = message
+            if topic == "pose.markers":
+                update.markers.append(payload)
+            elif topic == "pose.angles":
+                update.angles.append(payload)
+            elif topic == "pose.status":
+                update.status = payload
+            elif topic == "pose.preview":
+                update.preview = payload
+        return update
+
+    def _ask_schema(self) -> None:
+        """Send the schema request, read its answer when there is one, retry when stale."""
+        now = time.monotonic()
+        if self._request is not None and self._request.poll(0):
+            reply = msgpack.unpackb(self._request.recv(), raw=False)
+            self._close_request()
+            if reply.get("ok"):
+                self.schema = reply["schema"]
+                return
+        if self._request is not None and now - self._asked_at < SCHEMA_RETRY_S:
+            return
+        self._close_request()
+        self._request = self._context.socket(zmq.REQ)
+        self._request.linger = 0
+        self._request.connect(self._control)
+        self._asked_at = now
+        try:
+            self._request.send(msgpack.packb({"cmd": "schema"}), zmq.NOBLOCK)
+        except zmq.Again:  # no pipe yet: this socket is replaced at the next retry
+            pass
+
+    def _close_request(self) -> None:
+        if self._request is not None:
+            self._request.close(linger=0)
+            self._request = None
+
+    def close(self) -> None:
+        self._close_request()
+        self._subscriber.close()

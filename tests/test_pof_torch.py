@@ -1,0 +1,51 @@
+"""POF network: ONNX export matches torch, a tiny training run lowers the loss (needs torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from models.export_onnx import export  # noqa: E402
+from models.mocap import load_clips, split  # noqa: E402
+from models.pairs import PairGenerator  # noqa: E402
+from models.pof_net import TemporalSemGCN, build  # noqa: E402
+from models.pof_onnx import PofOnnx  # noqa: E402
+from models.train import loss_fn, unroll  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return PairGenerator(split(load_clips())[0], seq_len=3, seed=5).sample(16)
+
+
+@pytest.mark.parametrize("kind", ["semgcn", "semgcn_global", "mlp"])
+def test_onnx_matches_torch(kind, batch, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build(kind.split("_")[0], 32, 2, global_context=kind.endswith("global")).eval()
+    export(model, tmp_path / "pof.onnx")
+    lifter = PofOnnx(tmp_path / "pof.onnx")
+    with torch.no_grad():
+        want, want_z = unroll(model, torch.from_numpy(batch.features[:1]))
+    for t in range(batch.features.shape[1]):  # the wrapper carries the prior itself
+        got, z_prob = lifter(batch.uv[0, t], batch.vis[0, t], batch.K[0])
+        np.testing.assert_allclose(got, want[0, t].numpy(), atol=1e-4)
+        np.testing.assert_allclose(z_prob, torch.sigmoid(want_z[0, t]).numpy(), atol=1e-4)
+
+
+def test_tiny_training_lowers_loss(batch) -> None:
+    torch.manual_seed(0)
+    model = TemporalSemGCN(32, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    feats, target = torch.from_numpy(batch.features), torch.from_numpy(batch.pof)
+    losses = []
+    for _ in range(40):
+        loss = loss_fn(*unroll(model, feats), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
