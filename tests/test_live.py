@@ -50,14 +50,19 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class LiveRun:
     """run_live.py in a subprocess on free ports, with a client for its sockets."""
 
-    def __init__(self, *args: str | Path) -> None:
+    def __init__(self, *args: str | Path, tmp: Path | None = None) -> None:
+        """``tmp``: the run's TMPDIR, where its ipc socket folder lives (to check cleanup)."""
         self.publish = f"tcp://127.0.0.1:{free_port()}"
         self.control = f"tcp://127.0.0.1:{free_port()}"
         self.client = PoseClient(self.publish, self.control)
         cmd = [sys.executable, str(REPO / "run_live.py"), "--publish", self.publish]
         cmd += ["--control", self.control, "--no-viewer", *map(str, args)]
+        env = dict(os.environ)
+        if tmp is not None:
+            tmp.mkdir(parents=True, exist_ok=True)
+            env["TMPDIR"] = str(tmp)
         self.process = subprocess.Popen(
-            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
 
     def wait_ready(self) -> None:
@@ -76,9 +81,27 @@ class LiveRun:
         return self.process.returncode, out, err
 
 
-def pipeline_processes() -> list[str]:
-    """Names of live pipeline processes still running on this machine."""
-    return [c for c in map(_comm, Path("/proc").iterdir()) if c.startswith("mm-")]
+def pipeline_processes(root: int) -> dict[int, str]:
+    """{pid: name} of the live pipeline processes under process ``root`` (any depth)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit():
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = {}, {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier}
+        found.update({pid: _comm(Path(f"/proc/{pid}")) for pid in frontier})
+    return {pid: name for pid, name in found.items() if name.startswith("mm-")}
+
+
+def assert_no_orphans(pids: dict[int, str]) -> None:
+    """None of the pipeline processes seen during the run is still alive."""
+    alive = {pid: name for pid, name in pids.items() if _comm(Path(f"/proc/{pid}")) == name}
+    assert alive == {}, f"orphans: {alive}"
 
 
 def collect(endpoint: str, into: list, stop: threading.Event) -> threading.Thread:
@@ -135,10 +158,13 @@ def test_killed_stage_restarts_in_live_mode(long_video: Path) -> None:
     thread = collect(run.publish, got, stop)
     run.wait_ready()
     time.sleep(2.0)
-    detect = [p for p in Path("/proc").iterdir() if _comm(p) == "mm-detect"]
+    seen = pipeline_processes(run.process.pid)
+    detect = [pid for pid, name in seen.items() if name == "mm-detect"]
     assert len(detect) == 1
     killed_at = time.monotonic_ns()
-    os.kill(int(detect[0].name), signal.SIGKILL)
+    os.kill(detect[0], signal.SIGKILL)
+    time.sleep(1.5)
+    seen.update(pipeline_processes(run.process.pid))  # the restarted detect too
     code, _, err = run.finish()
     stop.set()
     thread.join(5)
@@ -149,34 +175,37 @@ def test_killed_stage_restarts_in_live_mode(long_video: Path) -> None:
     assert (first_after - killed_at) / 1e9 < 2.0
     statuses = [m for t, m in got if t == "pose.status"]
     assert statuses[-1]["restarts"] == {"detect": 1}
-    assert pipeline_processes() == []
+    assert_no_orphans(seen)
 
 
 def test_killed_stage_fails_a_lossless_run(long_video: Path, tmp_path: Path) -> None:
     run = LiveRun("--source", long_video, "--lossless", "--record", tmp_path)
     run.wait_ready()
     time.sleep(2.0)
-    markers = [p for p in Path("/proc").iterdir() if _comm(p) == "mm-markers"]
-    os.kill(int(markers[0].name), signal.SIGKILL)
+    seen = pipeline_processes(run.process.pid)
+    markers = [pid for pid, name in seen.items() if name == "mm-markers"]
+    os.kill(markers[0], signal.SIGKILL)
     code, _, err = run.finish()
     assert code != 0
     assert "stage 'markers' died (signal 9)" in err
-    assert pipeline_processes() == []
+    assert_no_orphans(seen)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
 def test_sigint_stops_within_2s_with_a_valid_trc(long_video: Path, tmp_path: Path) -> None:
-    run = LiveRun("--source", long_video, "--record", tmp_path)
+    run = LiveRun("--source", long_video, "--record", tmp_path, tmp=tmp_path / "tmp")
     run.wait_ready()
     time.sleep(3.0)
+    seen = pipeline_processes(run.process.pid)
+    assert len(seen) >= 6  # capture, 4 stages, sink
     sent = time.monotonic()
     run.process.send_signal(signal.SIGINT)
     code, _, err = run.finish(timeout=10)
     elapsed = time.monotonic() - sent
     assert code == 0, err
     assert elapsed < 2.0, f"shutdown took {elapsed:.2f} s"
-    assert pipeline_processes() == []
-    assert not list(Path("/tmp").glob("monomocap-run-*")), "stale ipc run folder"
+    assert_no_orphans(seen)
+    assert list((tmp_path / "tmp").glob("monomocap-run-*")) == [], "stale ipc run folder"
     trc = (tmp_path / "pingpong" / "pingpong_final.trc").read_text().splitlines()
     n_frames = int(trc[2].split("\t")[2])
     assert n_frames > 30 and len(trc) == 6 + n_frames
@@ -236,6 +265,7 @@ def test_control_socket_answers_and_survives_bad_requests(long_video: Path) -> N
     run = LiveRun("--source", long_video, "--duration", "60")
     try:
         run.wait_ready()
+        seen = pipeline_processes(run.process.pid)
         client = run.client
         assert client.request("version")["version"] == "1.0"
         schema = client.request("schema")["schema"]
@@ -259,7 +289,7 @@ def test_control_socket_answers_and_survives_bad_requests(long_video: Path) -> N
     finally:
         run.process.send_signal(signal.SIGINT)
         run.finish(timeout=10)
-    assert pipeline_processes() == []
+    assert_no_orphans(seen)
 
 
 def _comm(proc: Path) -> str:
