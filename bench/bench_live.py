@@ -107,7 +107,8 @@ def live_run(video: Path, frames: int, stats_json: Path) -> dict:
     sampler.start()
     subprocess.run(
         [sys.executable, str(REPO / "run_live.py"), "--source", str(video), "--stats-json",
-         str(stats_json), "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*"],
+         str(stats_json), "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
+         "--no-viewer"],
         cwd=REPO, check=True, capture_output=True,
     )  # fmt: skip
     sampler.stop.set()

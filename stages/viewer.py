@@ -21,6 +21,7 @@ import ctypes.util
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from offline.trc import TrcError, read_trc
 
 NO_DISPLAY = "no display available for the viewer (DISPLAY is not set or not reachable)"
 EXIT_NO_DISPLAY = 5
+X_ATTEMPTS = 5
 
 
 def display_available() -> bool:
@@ -46,11 +48,14 @@ def display_available() -> bool:
     xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
     xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
     xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
-    connection = xcb.xcb_connect(display.encode(), None)
-    try:
-        return xcb.xcb_connection_has_error(connection) == 0
-    finally:
+    for _ in range(X_ATTEMPTS):  # a connection is now and then refused (seen: 1 in 4 on Xvfb)
+        connection = xcb.xcb_connect(display.encode(), None)
+        refused = xcb.xcb_connection_has_error(connection)
         xcb.xcb_disconnect(connection)
+        if not refused:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _connectable(endpoint: str) -> str:

@@ -41,8 +41,10 @@ def set_caption(visual: scene.visuals.Text, text: str, pos: tuple[float, float])
         visual.pos = pos
 
 
-def _segments(points: np.ndarray, pairs: np.ndarray, sides: np.ndarray) -> tuple:
-    """Vertices and colours of the segments whose two ends are finite (or None)."""
+def _segments(
+    points: np.ndarray, pairs: np.ndarray, sides: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Vertices and colours of the segments whose two ends are finite (None: no segment)."""
     if not len(pairs):
         return None, None
     ends = points[pairs]  # (K, 2, D)
@@ -53,14 +55,21 @@ def _segments(points: np.ndarray, pairs: np.ndarray, sides: np.ndarray) -> tuple
     return ends[keep].reshape(-1, points.shape[1]).astype(np.float32), colours
 
 
-def _set_segments(line: scene.visuals.Line, points: np.ndarray, pairs, sides) -> None:
+def _set_segments(
+    line: scene.visuals.Line, points: np.ndarray, pairs: np.ndarray, sides: np.ndarray
+) -> None:
     pos, colours = _segments(points, pairs, sides)
     line.visible = pos is not None
     if pos is not None:
         line.set_data(pos=pos, color=colours)
 
 
-def _set_points(markers: scene.visuals.Markers, points: np.ndarray, colours, size) -> None:
+def _set_points(
+    markers: scene.visuals.Markers,
+    points: np.ndarray,
+    colours: np.ndarray,
+    size: float | np.ndarray,
+) -> None:
     keep = np.isfinite(points).all(axis=1)
     markers.visible = bool(keep.any())
     if keep.any():
