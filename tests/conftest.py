@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 
 from stream.config import load_config
+from tests.data import demo_video
 
 
 @pytest.fixture(scope="session")
 def config() -> dict[str, Any]:
     return load_config()
+
+
+@pytest.fixture(scope="session")
+def pingpong_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 s at 30 fps of real demo frames (cam01 played forth and back, 540x960): a source
+    long enough for live runs that are killed, interrupted or watched in a window."""
+    cap = cv2.VideoCapture(str(demo_video("cam01")))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.resize(frame, (540, 960)))
+    path = tmp_path_factory.mktemp("video") / "pingpong.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (540, 960))
+    for frame in (frames + frames[::-1]) * 3:
+        writer.write(frame)
+    writer.release()
+    return path

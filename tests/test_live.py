@@ -11,9 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import msgpack
-import pytest
 import zmq
 
 from tests.data import REPO, demo_video
@@ -27,24 +25,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20 s at 30 fps of real demo frames (cam01 played forth and back, 540x960)."""
-    cap = cv2.VideoCapture(str(demo_video("cam01")))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, (540, 960)))
-    path = tmp_path_factory.mktemp("video") / "pingpong.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (540, 960))
-    for frame in (frames + frames[::-1]) * 3:
-        writer.write(frame)
-    writer.release()
-    return path
 
 
 class LiveRun:
@@ -120,10 +100,10 @@ def collect(endpoint: str, into: list, stop: threading.Event) -> threading.Threa
     return thread
 
 
-def test_two_subscribers_get_every_frame_and_a_stalled_one_costs_nothing(long_video: Path):
+def test_two_subscribers_get_every_frame_and_a_stalled_one_costs_nothing(pingpong_video: Path):
     delivered = {}
     for stalled in (False, True):
-        run = LiveRun("--source", long_video, "--duration", "8")
+        run = LiveRun("--source", pingpong_video, "--duration", "8")
         context = zmq.Context.instance()
         stall = context.socket(zmq.SUB)
         if stalled:  # subscribes and never reads
@@ -151,8 +131,8 @@ def test_two_subscribers_get_every_frame_and_a_stalled_one_costs_nothing(long_vi
     assert delivered[True] >= 0.9 * delivered[False]
 
 
-def test_killed_stage_restarts_in_live_mode(long_video: Path) -> None:
-    run = LiveRun("--source", long_video, "--duration", "10")
+def test_killed_stage_restarts_in_live_mode(pingpong_video: Path) -> None:
+    run = LiveRun("--source", pingpong_video, "--duration", "10")
     got: list = []
     stop = threading.Event()
     thread = collect(run.publish, got, stop)
@@ -178,8 +158,8 @@ def test_killed_stage_restarts_in_live_mode(long_video: Path) -> None:
     assert_no_orphans(seen)
 
 
-def test_killed_stage_fails_a_lossless_run(long_video: Path, tmp_path: Path) -> None:
-    run = LiveRun("--source", long_video, "--lossless", "--record", tmp_path)
+def test_killed_stage_fails_a_lossless_run(pingpong_video: Path, tmp_path: Path) -> None:
+    run = LiveRun("--source", pingpong_video, "--lossless", "--record", tmp_path)
     run.wait_ready()
     time.sleep(2.0)
     seen = pipeline_processes(run.process.pid)
@@ -192,8 +172,8 @@ def test_killed_stage_fails_a_lossless_run(long_video: Path, tmp_path: Path) -> 
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
-def test_sigint_stops_within_2s_with_a_valid_trc(long_video: Path, tmp_path: Path) -> None:
-    run = LiveRun("--source", long_video, "--record", tmp_path, tmp=tmp_path / "tmp")
+def test_sigint_stops_within_2s_with_a_valid_trc(pingpong_video: Path, tmp_path: Path) -> None:
+    run = LiveRun("--source", pingpong_video, "--record", tmp_path, tmp=tmp_path / "tmp")
     run.wait_ready()
     time.sleep(3.0)
     seen = pipeline_processes(run.process.pid)
@@ -261,8 +241,8 @@ def raw_request(endpoint: str, frames: list[bytes]) -> dict | None:
         req.close()
 
 
-def test_control_socket_answers_and_survives_bad_requests(long_video: Path) -> None:
-    run = LiveRun("--source", long_video, "--duration", "60")
+def test_control_socket_answers_and_survives_bad_requests(pingpong_video: Path) -> None:
+    run = LiveRun("--source", pingpong_video, "--duration", "60")
     try:
         run.wait_ready()
         seen = pipeline_processes(run.process.pid)

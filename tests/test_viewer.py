@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.data import REPO, demo_video
+from tests.data import REPO
 from tests.test_live import assert_no_orphans, free_port, pipeline_processes
 from transports.client import PoseClient
 from transports.queues import Subscriber
@@ -82,24 +82,6 @@ def qt(display: str) -> Any:
     return application
 
 
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20 s at 30 fps of real demo frames (cam01 forth and back, 540x960)."""
-    cap = cv2.VideoCapture(str(demo_video("cam01")))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, (540, 960)))
-    path = tmp_path_factory.mktemp("video") / "walk.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (540, 960))
-    for frame in (frames + frames[::-1]) * 3:
-        writer.write(frame)
-    writer.release()
-    return path
-
-
 @dataclass
 class LiveSession:
     """What the live run with the viewer left behind."""
@@ -152,7 +134,7 @@ def save_png(path: Path, rgb: np.ndarray) -> None:
 
 
 @pytest.fixture(scope="module")
-def live(qt: Any, video: Path, tmp_path_factory: pytest.TempPathFactory) -> LiveSession:
+def live(qt: Any, pingpong_video: Path, tmp_path_factory: pytest.TempPathFactory) -> LiveSession:
     """run_live.py with its viewer: wait for frames, screenshot, r, r, q."""
     record_dir = tmp_path_factory.mktemp("record")
     publish, control = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
@@ -170,7 +152,7 @@ def live(qt: Any, video: Path, tmp_path_factory: pytest.TempPathFactory) -> Live
     thread = threading.Thread(target=collect, daemon=True)
     thread.start()
     process = subprocess.Popen(
-        [sys.executable, "run_live.py", "--source", str(video), "--publish", publish,
+        [sys.executable, "run_live.py", "--source", str(pingpong_video), "--publish", publish,
          "--control", control, "--record", str(record_dir)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -217,9 +199,9 @@ def test_q_in_the_window_stops_the_whole_pipeline_cleanly(live: LiveSession) -> 
     assert live.quit_s < 3.0, f"quitting took {live.quit_s:.1f} s"
     assert "mm-viewer" in live.processes.values()
     assert_no_orphans(live.processes)
-    sink_trc = (live.record_dir / "walk" / "walk_final.trc").read_text().splitlines()
+    sink_trc = (live.record_dir / "pingpong" / "pingpong_final.trc").read_text().splitlines()
     assert int(sink_trc[2].split("\t")[2]) > 30, "the sink finalized its recording"
-    recorded = sorted(live.record_dir.glob("walk_*.trc"))
+    recorded = sorted(live.record_dir.glob("pingpong_*.trc"))
     assert len(recorded) == 1, "r, r in the window wrote one TRC"
     rows = [r.split("\t") for r in recorded[0].read_text().splitlines()[6:]]
     assert len(rows) > 5 and all(len(r) == 2 + 64 * 3 for r in rows)
@@ -410,7 +392,7 @@ def test_keys_pause_record_and_quit(
     assert "PAUSED" in window.status.text
     assert (render(window, qt)[:-30] == frozen[:-30]).all(), "paused: the picture holds still"
     key(window.canvas, "R", "r")
-    saved = sorted(tmp_path.glob("walk_*.trc"))
+    saved = sorted(tmp_path.glob("pingpong_*.trc"))
     assert len(saved) == 1 and "saved" in window.status.text
     n_recorded = sum(t == "pose.markers" for t, _ in messages[len(messages) // 2 :])
     assert len(saved[0].read_text().splitlines()) == 6 + n_recorded, "every received frame"
@@ -428,7 +410,7 @@ def test_trc_replay_plays_steps_and_scrubs(qt: Any, live: LiveSession, tmp_path:
     from offline.trc import read_trc
     from stages.viewer_replay import ReplayWindow
 
-    path = sorted(live.record_dir.glob("walk_*.trc"))[0]
+    path = sorted(live.record_dir.glob("pingpong_*.trc"))[0]
     trc = read_trc(path)
     quits: list[bool] = []
     replay = ReplayWindow(trc, path, on_quit=lambda: quits.append(True))
@@ -462,10 +444,10 @@ def test_trc_replay_plays_steps_and_scrubs(qt: Any, live: LiveSession, tmp_path:
         replay.canvas.close()
 
 
-def test_no_display_is_one_line_suggesting_no_viewer(video: Path, tmp_path: Path) -> None:
+def test_no_display_is_one_line_suggesting_no_viewer(pingpong_video: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     live = subprocess.run(
-        [sys.executable, "run_live.py", "--source", str(video)],
+        [sys.executable, "run_live.py", "--source", str(pingpong_video)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert live.returncode == 2
