@@ -14,9 +14,7 @@ Without a display, a private Xvfb server is started (Mesa software OpenGL draws 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -34,7 +32,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from stages.detect import encode_preview  # noqa: E402
-from stages.viewer import display_available  # noqa: E402
+from stages.viewer import display_available, start_xvfb  # noqa: E402
 from tests.data import demo_video  # noqa: E402
 from transports.queues import Subscriber  # noqa: E402
 
@@ -65,20 +63,7 @@ def paced_clip(frames: list[np.ndarray], seconds: float, out: Path) -> Path:
 
 def start_display() -> None:
     """A private Xvfb (it dies with this process) when no display is available."""
-
-    def die_with_parent() -> None:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
-
-    read, write = os.pipe()
-    subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-        pass_fds=(write,),
-        stderr=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        os.environ["DISPLAY"] = f":{pipe.readline().strip()}"
+    os.environ["DISPLAY"] = start_xvfb()
 
 
 def free_port() -> int:

@@ -84,9 +84,14 @@ def assert_no_orphans(pids: dict[int, str]) -> None:
     assert alive == {}, f"orphans: {alive}"
 
 
-def collect(endpoint: str, into: list, stop: threading.Event) -> threading.Thread:
+def collect(
+    endpoint: str,
+    into: list,
+    stop: threading.Event,
+    topics: tuple[str, ...] = ("pose.markers", "pose.status"),
+) -> threading.Thread:
     """Subscribe now (one socket for the whole run) and append messages until ``stop``."""
-    subscriber = Subscriber(endpoint, ("pose.markers", "pose.status"))
+    subscriber = Subscriber(endpoint, topics)
 
     def run() -> None:
         with subscriber:

@@ -9,7 +9,6 @@ their paths are printed (``pytest -s``).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -26,10 +25,10 @@ import cv2
 import numpy as np
 import pytest
 
+from stages.viewer import start_xvfb
 from tests.data import REPO
-from tests.test_live import assert_no_orphans, free_port, pipeline_processes
+from tests.test_live import assert_no_orphans, collect, free_port, pipeline_processes
 from transports.client import PoseClient
-from transports.queues import Subscriber
 
 pytestmark = pytest.mark.skipif(
     shutil.which("Xvfb") is None or shutil.which("xdotool") is None,
@@ -41,11 +40,6 @@ RIGHT_RGB = np.array([255, 77, 38])  # stages.viewer_skeleton.RIGHT
 STARTUP_S = 90.0
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @pytest.fixture(scope="module")
 def display() -> Iterator[str]:
     """A private Xvfb server; DISPLAY points to it for this module and its subprocesses.
@@ -53,16 +47,7 @@ def display() -> Iterator[str]:
     The server lives until pytest exits (it dies with it): Qt keeps its connection for the
     life of the process and a server that goes away first makes Xlib exit the process.
     """
-    read, write = os.pipe()
-    subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-        pass_fds=(write,),
-        stderr=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
-    )
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        name = f":{pipe.readline().strip()}"
+    name = start_xvfb()
     previous = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = name
     yield name
@@ -140,17 +125,7 @@ def live(qt: Any, pingpong_video: Path, tmp_path_factory: pytest.TempPathFactory
     publish, control = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
     messages: list[tuple[str, dict[str, Any]]] = []
     stop = threading.Event()
-    subscriber = Subscriber(publish, ("pose.",))
-
-    def collect() -> None:
-        with subscriber:
-            while not stop.is_set():
-                message = subscriber.recv(timeout_s=0.1)
-                if message is not None:
-                    messages.append(message)
-
-    thread = threading.Thread(target=collect, daemon=True)
-    thread.start()
+    thread = collect(publish, messages, stop, ("pose.",))
     process = subprocess.Popen(
         [sys.executable, "run_live.py", "--source", str(pingpong_video), "--publish", publish,
          "--control", control, "--record", str(record_dir)],
