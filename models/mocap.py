@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.landmark_offsets import OFFSETS, apply_offsets
 from models.skeleton import N_JOINTS, J, unit
 
 MOCAP_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"
@@ -114,13 +115,16 @@ def fit_heel(clips: list[Path]) -> tuple[float, float]:
     return float(coef[0]), float(coef[1])
 
 
-def load_clips(root: Path = MOCAP_DIR) -> list[Clip]:
-    """Every clip of the folder on the lifter's joints."""
+def load_clips(root: Path = MOCAP_DIR, adapt: bool = True) -> list[Clip]:
+    """Every clip of the folder on the lifter's joints (``adapt``: MediaPipe-like hips and
+    shoulders, models/landmark_offsets.py)."""
     clips = []
     for path in sorted(root.glob("*.npz")):
         d = np.load(path)
         skel = str(d["skeleton"])
         joints = to_lifter_joints(d["joints"].astype(np.float64), list(d["joint_names"]), skel)
+        if adapt:
+            joints = apply_offsets(joints, OFFSETS[skel])
         clips.append(Clip(path.stem, str(d["subject"]), skel, joints.astype(np.float32)))
     return clips
 

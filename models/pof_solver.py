@@ -8,9 +8,11 @@ orientations fix the shape, rays fix where it sits, bone lengths fix metric scal
 without a 2D observation is held by its limbs alone.
 
 Bone lengths come from the subject's standing height times ``BONE_RATIOS``: medians over
-the real CMU actor skeletons (tier A subjects 001, 002; head-top-to-floor as height).
-There the trunk (mid-hip to mid-shoulder) is height / 3.2, not the height / 3.4 an earlier
-seed assumed: 3.4 would make every skeleton ~6 % too small in its trunk.
+the real CMU actor skeletons (tier A subjects 001, 002; head-top-to-floor as height), with
+hips and shoulders moved to MediaPipe's landmark positions (models/landmark_offsets.py):
+hip width, trunk sides and thighs are scaled by the median length ratio after / before.
+With those hips the trunk (mid-hip to mid-shoulder) is height / 2.85; at the joint centres
+it is height / 3.2, not the height / 3.4 an earlier seed assumed.
 """
 
 from __future__ import annotations
@@ -21,10 +23,9 @@ from numba import njit
 from models.skeleton import LIMBS, N_JOINTS
 
 BONE_RATIOS = np.array([
-    0.0946, 0.3191, 0.3191, 0.2304, 0.1787, 0.1212, 0.1787, 0.1212, 0.2581, 0.2621,
-    0.2581, 0.2621, 0.1741, 0.1741, 0.0559, 0.1204, 0.0559, 0.1204,
+    0.1408, 0.3522, 0.3522, 0.2333, 0.1783, 0.1212, 0.1783, 0.1212, 0.2292, 0.2621,
+    0.2292, 0.2621, 0.1751, 0.1751, 0.0559, 0.1204, 0.0559, 0.1204,
 ])  # fmt: skip
-HEIGHT_PER_TRUNK = 3.2
 LIMB_WEIGHT = 1.0
 DAMPING = 1e-9  # keeps the system solvable when too few rays are seen
 

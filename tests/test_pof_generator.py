@@ -9,6 +9,8 @@ import pytest
 
 from models.camera import Cameras, look_at, project
 from models.corruption import NoiseModel, corrupt, markov_runs, person_scale
+from models.features import window_features
+from models.landmark_offsets import OFFSETS, TARGET, apply_offsets, ratios
 from models.mocap import HEEL_ALONG, HEEL_DOWN, VALIDATION_SUBJECTS, heel_basis, load_clips, split
 from models.pairs import PairGenerator
 from models.skeleton import N_JOINTS, J, limb_vectors, unit
@@ -94,3 +96,24 @@ def test_outliers_dropouts_and_swaps_match_settings() -> None:
     assert abs(runs.mean() - 0.02) < 0.003
     starts = (runs[:, 1:] & ~runs[:, :-1]).sum()
     assert abs(runs[:, 1:].sum() / max(starts, 1) - 4.0) < 0.6  # mean run length
+
+
+def test_window_features_look_back_and_pad_at_track_start() -> None:
+    feats = np.arange(2 * 5 * 1 * 2, dtype=np.float32).reshape(2, 5, 1, 2)
+    out = window_features(feats, 3, first=np.array([0, 2]))
+    assert out.shape == (2, 5, 1, 6)
+    np.testing.assert_array_equal(out[0, 4, 0], feats[0, 2:5, 0].ravel())  # oldest first
+    np.testing.assert_array_equal(out[0, 0, 0], np.tile(feats[0, 0, 0], 3))
+    np.testing.assert_array_equal(out[1, 3, 0], feats[1, [2, 2, 3], 0].ravel())
+
+
+def test_landmark_offsets_give_mediapipe_proportions(clips) -> None:
+    """Every mocap layout ends up with MediaPipe's hip width, trunk and shoulder ratios."""
+    for layout in OFFSETS:
+        joints = np.concatenate([c.joints for c in clips if c.skeleton == layout])[::5]
+        got = ratios(joints.astype(np.float64))
+        for key, want in TARGET.items():
+            assert got[key] == pytest.approx(want, rel=0.02), (layout, key)
+    raw = load_clips(adapt=False)[0].joints.astype(np.float64)
+    moved = apply_offsets(raw, (0.0, 0.0, 0.0))
+    np.testing.assert_array_equal(moved, raw)  # zero offsets change nothing

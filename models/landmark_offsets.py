@@ -1,0 +1,122 @@
+"""Move mocap hips and shoulders to where MediaPipe puts its hip and shoulder landmarks.
+
+Mocap hips are joint centres; MediaPipe's 2D hip landmarks sit wider and lower (nearer the
+greater trochanters), and each mocap layout places shoulders differently. A lifter trained
+on joint centres then predicts thighs and trunk sides that MediaPipe's points do not span.
+So each layout gets three offsets, in its own pelvis and shoulder frames:
+
+- ``hip_out``: hips pushed apart by this fraction of the hip width;
+- ``hip_down``: hips moved down the trunk axis by this fraction of the thigh length;
+- ``shoulder_out``: shoulders pushed apart by this fraction of the shoulder width,
+
+fitted so that the layout's median hip width / thigh, trunk / thigh and trunk / shoulder
+width match MediaPipe's 2D landmarks triangulated from Pose2Sim's calibrated
+``Demo_MultiPerson`` (``TARGET``; the tuning demo, never the test demo).
+
+``uv run python -m models.landmark_offsets --cache mp_multi.npz`` re-measures ``TARGET`` and
+refits ``OFFSETS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from models.skeleton import J, unit
+
+# MediaPipe on Demo_MultiPerson, multi-view triangulated (400 camera-frames, medians).
+TARGET = {"hip_thigh": 0.622, "trunk_thigh": 1.515, "trunk_shoulder": 1.505}
+# (hip_out, hip_down, shoulder_out) per mocap layout, fitted by ``fit_offsets``.
+OFFSETS = {
+    "cmu_asf31": (0.488, 0.1452, 0.0128),
+    "cgspeed_daz_fixed": (0.1818, 0.1052, 0.4674),
+    "deepmimic_humanoid_fixed": (0.3354, 0.176, 0.0029),
+    "cc_base_fixed": (0.2561, 0.2048, 0.0714),
+}
+L_HIP, R_HIP, L_SHO, R_SHO = J["LHip"], J["RHip"], J["LShoulder"], J["RShoulder"]
+
+
+def apply_offsets(joints: np.ndarray, offsets: tuple[float, float, float]) -> np.ndarray:
+    """(..., 17, 3) mocap joints -> the same pose with MediaPipe-like hips and shoulders."""
+    hip_out, hip_down, shoulder_out = offsets
+    out = joints.copy()
+    mid_hip = 0.5 * (joints[..., L_HIP, :] + joints[..., R_HIP, :])
+    mid_sho = 0.5 * (joints[..., L_SHO, :] + joints[..., R_SHO, :])
+    down = unit(mid_hip - mid_sho)
+    for hip, knee in ((L_HIP, J["LKnee"]), (R_HIP, J["RKnee"])):
+        thigh = np.linalg.norm(joints[..., knee, :] - joints[..., hip, :], axis=-1)[..., None]
+        out[..., hip, :] += hip_out * (joints[..., hip, :] - mid_hip) + hip_down * thigh * down
+    for sho in (L_SHO, R_SHO):
+        out[..., sho, :] += shoulder_out * (joints[..., sho, :] - mid_sho)
+    return out
+
+
+def ratios(joints: np.ndarray) -> dict[str, float]:
+    """Median hip width / thigh, trunk / thigh and trunk / shoulder width of (N, 17, 3)."""
+
+    def dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(a - b, axis=-1)
+
+    x = {name: joints[:, i] for name, i in J.items()}
+    hip_w, sho_w = dist(x["LHip"], x["RHip"]), dist(x["LShoulder"], x["RShoulder"])
+    trunk = dist(0.5 * (x["LHip"] + x["RHip"]), 0.5 * (x["LShoulder"] + x["RShoulder"]))
+    thigh = 0.5 * (dist(x["LHip"], x["LKnee"]) + dist(x["RHip"], x["RKnee"]))
+    return {"hip_thigh": float(np.median(hip_w / thigh)),
+            "trunk_thigh": float(np.median(trunk / thigh)),
+            "trunk_shoulder": float(np.median(trunk / sho_w))}  # fmt: skip
+
+
+def fit_offsets(joints: np.ndarray, target: dict[str, float]) -> tuple[float, float, float]:
+    """Gauss-Newton on the three offsets so the layout's median ratios hit ``target``."""
+    keys = sorted(target)
+    p = np.zeros(3)
+
+    def residual(q: np.ndarray) -> np.ndarray:
+        r = ratios(apply_offsets(joints, tuple(q)))
+        return np.array([r[k] / target[k] - 1 for k in keys])
+
+    for _ in range(20):
+        r = residual(p)
+        jac = np.column_stack([(residual(p + h) - r) / 1e-4 for h in np.eye(3) * 1e-4])
+        step = np.linalg.lstsq(jac, -r, rcond=None)[0]
+        p = p + step
+        if np.abs(step).max() < 1e-5:
+            break
+    return tuple(round(float(v), 4) for v in p)
+
+
+def measure_target(cache: Path | None) -> dict[str, float]:
+    """MediaPipe's ratios on Demo_MultiPerson, from the other cameras' triangulation."""
+    from models.measure_noise import demo_cameras, detections, triangulate_others
+
+    det = detections("Demo_MultiPerson", cache)
+    cams = demo_cameras("Demo_MultiPerson")
+    points = [
+        x
+        for f in range(det["uv"].shape[1])
+        for c in range(len(cams))
+        if (x := triangulate_others(cams, det["uv"], det["vis"], c, f)) is not None
+    ]
+    return {k: round(v, 3) for k, v in ratios(np.array(points)).items()}
+
+
+def main() -> None:
+    from models.mocap import load_clips
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", type=Path, default=None, help="MediaPipe detections (.npz)")
+    args = ap.parse_args()
+    target = measure_target(args.cache)
+    clips = load_clips(adapt=False)
+    offsets = {}
+    for layout in OFFSETS:
+        joints = np.concatenate([c.joints for c in clips if c.skeleton == layout])[::5]
+        offsets[layout] = fit_offsets(joints.astype(np.float64), target)
+    print(json.dumps({"TARGET": target, "OFFSETS": offsets}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
