@@ -2,9 +2,10 @@
 
 ``uv run python -m models.evaluate MODEL.onnx [--demo Demo_MultiPerson]``
 
-1. Held-out mocap (validation subjects, fixed random cameras, MediaPipe-like noise): mean
-   limb-orientation error against the naive baseline (2D direction, zero depth) and the
-   root-relative joint error after the least-squares solve with the true bone lengths.
+1. Held-out mocap (validation subjects, fixed random cameras, MediaPipe-like noise): mean,
+   median and per-limb orientation error against the naive baseline (2D direction, zero
+   depth), depth-sign accuracy, and the root-relative joint error (MPJPE, and PA-MPJPE
+   after a similarity alignment) after the least-squares solve with the true bone lengths.
 2. Real video (a Pose2Sim demo): MediaPipe on each camera; the reference is the joints
    triangulated from the other cameras (models/measure_noise.py), turned into that
    camera's frame. Compared: MediaPipe's own world landmarks, the POF model, naive.
@@ -21,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.corruption import NoiseModel
+from models.features import N_FEATURES
 from models.measure_noise import SAME_PERSON, demo_cameras, detections, triangulate_others
 from models.mocap import load_clips, split
 from models.pairs import PairGenerator
@@ -56,19 +58,33 @@ def run_batch(session: ort.InferenceSession, feats: np.ndarray) -> tuple[np.ndar
     return np.stack(pofs, 1), np.stack(probs, 1)
 
 
-def held_out(model: Path, batches: int, seq_len: int) -> dict[str, float]:
-    """Orientation and joint errors on the validation subjects."""
+def procrustes_aligned(X: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``X`` after the similarity transform that best maps it onto ``truth`` (PA-MPJPE)."""
+    a, b = X - X.mean(0), truth - truth.mean(0)
+    u, sv, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(u @ vt))
+    fix = np.diag([1.0, 1.0, d])
+    R = u @ fix @ vt
+    scale = (sv * np.diag(fix)).sum() / (a**2).sum()
+    return scale * a @ R + truth.mean(0)
+
+
+def held_out(model: Path, batches: int, seq_len: int) -> dict:
+    """Orientation and joint errors on the validation subjects (frames after the history)."""
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    gen = PairGenerator(split(load_clips())[1], seq_len, NoiseModel(), augment=False, seed=999)
-    err, naive, mpjpe, mpjpe_z = [], [], [], []
+    window = int(session.get_inputs()[0].shape[-1]) // N_FEATURES
+    gen = PairGenerator(split(load_clips())[1], seq_len, NoiseModel(), False, 999, window)
+    err, naive, sign, mpjpe, mpjpe_z, pa = [], [], [], [], [], []
     for _ in range(batches):
         b = gen.sample(128)
         pof, prob = run_batch(session, b.features)
-        err.append(angle_deg(pof, b.pof))
-        naive.append(angle_deg(naive_pof(b.uv, b.K[:, None]), b.pof))
+        h = b.history
+        err.append(angle_deg(pof[:, h:], b.pof[:, h:]))
+        naive.append(angle_deg(naive_pof(b.uv[:, h:], b.K[:, None]), b.pof[:, h:]))
+        sign.append((prob[:, h:] > 0.5) == (b.pof[:, h:, :, 2] > 0))
         lengths = np.linalg.norm(limb_vectors(b.joints_cam), axis=-1)
         for i in range(len(pof)):
-            for t in range(0, seq_len, 4):
+            for t in range(h, h + seq_len, 4):
                 vis = b.vis[i, t] >= 0.3
                 truth = b.joints_cam[i, t] - b.joints_cam[i, t, HIPS].mean(0)
                 for out, p in (
@@ -78,9 +94,17 @@ def held_out(model: Path, batches: int, seq_len: int) -> dict[str, float]:
                     X = solve(b.uv[i, t], vis, b.K[i], p.astype(np.float64), lengths[i, t])
                     X -= X[HIPS].mean(0)
                     out.append(np.linalg.norm(X - truth, axis=-1).mean())
+                pa.append(np.linalg.norm(procrustes_aligned(X, truth) - truth, axis=-1).mean())
+    err_all = np.concatenate(err)
+    per_limb = err_all.reshape(-1, len(LIMB_NAMES)).mean(0)
     return {
-        "limb_deg": float(np.mean(err)), "naive_limb_deg": float(np.mean(naive)),
+        "limb_deg": float(err_all.mean()), "limb_deg_median": float(np.median(err_all)),
+        "zsign_acc": float(np.mean(np.concatenate(sign))),
+        "naive_limb_deg": float(np.mean(naive)),
         "mpjpe_mm": 1000 * float(np.mean(mpjpe)), "mpjpe_zfix_mm": 1000 * float(np.mean(mpjpe_z)),
+        "pa_mpjpe_mm": 1000 * float(np.mean(pa)),
+        "per_limb_deg": {f"{a}-{b}": round(float(v), 1)
+                         for (a, b), v in zip(LIMB_NAMES, per_limb, strict=True)},
     }  # fmt: skip
 
 

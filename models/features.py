@@ -6,6 +6,11 @@ orientation depends on where it sits in the field of view, not on the image size
 are centred on the mid-hip and divided by the person's ray-space size; the mid-hip ray
 and the log size are kept as inputs (perspective and distance cues). Missing joints
 (visibility under ``vis_min``) are zeroed and flagged by their visibility.
+
+Temporal models see a causal window: each limb's row is its features in the last
+``window`` frames, oldest first (``window_features``). Depth is ambiguous in one frame but
+much less so in motion; the window's frames before a track's first repeat that first frame,
+exactly what the inference wrapper does after a reset.
 """
 
 from __future__ import annotations
@@ -58,3 +63,16 @@ def limb_features(
         -1,
     )
     return feats.astype(np.float32)
+
+
+def window_features(feats: np.ndarray, window: int, first: np.ndarray | None = None) -> np.ndarray:
+    """(B, T, L, F) per-frame features -> (B, T, L, window x F), oldest frame first.
+
+    ``first`` (B,) is each sequence's first tracked frame: earlier window slots repeat it.
+    """
+    b, t, n, f = feats.shape
+    first = np.zeros(b, np.int64) if first is None else first
+    idx = np.arange(t)[:, None] + np.arange(1 - window, 1)[None]  # (T, W)
+    idx = np.maximum(idx[None], first[:, None, None])  # (B, T, W)
+    out = feats[np.arange(b)[:, None, None], idx]  # (B, T, W, L, F)
+    return np.ascontiguousarray(out.transpose(0, 1, 3, 2, 4).reshape(b, t, n, window * f))

@@ -1,9 +1,13 @@
 """Training pairs: mocap sequences seen by random virtual cameras through MediaPipe-like noise.
 
 A sample is ``seq_len`` consecutive frames (the temporal model feeds each frame's predicted
-orientations to the next). Data are multiplied by random viewpoints, left/right mirroring
-and per-sample bone-length scaling within anthropometric ranges (segment groups scaled
-symmetrically by +-``SEGMENT_SCALE``, then the whole body by ``BODY_SCALE``).
+orientations to the next), preceded by ``window - 1`` frames of history that only fill the
+first frames' input windows (models/features.py); ``START_P`` of the augmented samples start
+their track inside that history, so the model also learns the first frames after a detection
+(short windows padded with the first frame). Data are multiplied by random viewpoints,
+left/right mirroring and per-sample bone-length scaling within anthropometric ranges
+(segment groups scaled symmetrically by +-``SEGMENT_SCALE``, then the whole body by
+``BODY_SCALE``).
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import numpy as np
 
 from models.camera import project, random_cameras
 from models.corruption import NoiseModel, corrupt
-from models.features import limb_features
+from models.features import limb_features, window_features
 from models.mocap import Clip
 from models.skeleton import FLIP_JOINTS, J, limb_vectors, unit
 
 SEGMENT_SCALE = 0.10
 BODY_SCALE = (0.85, 1.15)
+START_P = 0.15
 # Re-posing tree: (joint, parent, segment group); "midhip"/"midsho" are virtual centres.
 TREE = (
     ("LHip", "midhip", "pelvis"), ("RHip", "midhip", "pelvis"),
@@ -39,7 +44,8 @@ GROUPS = sorted({g for *_, g in TREE} | {"trunk"})
 class Batch:
     """One batch of sequences (B, T, ...): network inputs, targets and what made them."""
 
-    features: np.ndarray  # (B, T, L, 11)
+    features: np.ndarray  # (B, T, L, window x 11); frames [history:] are the ones to learn
+    history: int
     pof: np.ndarray  # (B, T, L, 3) unit limb vectors, camera frame
     joints_cam: np.ndarray  # (B, T, J, 3) metres
     uv_clean: np.ndarray  # (B, T, J, 2)
@@ -69,11 +75,12 @@ class PairGenerator:
     """Draws batches of corrupted 2D sequences and their camera-frame limb orientations."""
 
     def __init__(self, clips: list[Clip], seq_len: int, noise: NoiseModel | None = None,
-                 augment: bool = True, seed: int = 0) -> None:  # fmt: skip
-        self.clips = [c for c in clips if len(c.joints) >= 2 * seq_len]
+                 augment: bool = True, seed: int = 0, window: int = 1) -> None:  # fmt: skip
+        self.frames = seq_len + window - 1
+        self.clips = [c for c in clips if len(c.joints) >= 2 * self.frames]
         frames = np.array([len(c.joints) for c in self.clips], float)
         self.weights = frames / frames.sum()
-        self.seq_len = seq_len
+        self.window = window
         self.noise = noise or NoiseModel()
         self.augment = augment
         self.rng = np.random.default_rng(seed)
@@ -81,12 +88,12 @@ class PairGenerator:
     def sequences(self, batch: int) -> np.ndarray:
         """(B, T, J, 3) world sequences, stride 1 or 2 (30 or 15 fps motion)."""
         rng = self.rng
-        out = np.empty((batch, self.seq_len) + self.clips[0].joints.shape[1:])
+        out = np.empty((batch, self.frames) + self.clips[0].joints.shape[1:])
         for k, ci in enumerate(rng.choice(len(self.clips), batch, p=self.weights)):
             joints = self.clips[ci].joints
             stride = rng.integers(1, 3) if self.augment else 1
-            start = rng.integers(0, len(joints) - stride * (self.seq_len - 1))
-            out[k] = joints[start : start + stride * self.seq_len : stride]
+            start = rng.integers(0, len(joints) - stride * (self.frames - 1))
+            out[k] = joints[start : start + stride * self.frames : stride]
         return out
 
     def sample(self, batch: int) -> Batch:
@@ -102,5 +109,11 @@ class PairGenerator:
         uv_clean = project(cam_pts, cams.K)
         uv, vis = corrupt(rng, uv_clean, cams.size, self.noise)
         feats = limb_features(uv, vis, cams.K[:, None], self.noise.vis_min)
+        history = self.window - 1
+        first = np.zeros(batch, np.int64)
+        if self.augment and history:
+            late = rng.random(batch) < START_P
+            first[late] = rng.integers(1, history + 1, int(late.sum()))
+        feats = window_features(feats, self.window, first)
         pof = unit(limb_vectors(cam_pts)).astype(np.float32)
-        return Batch(feats, pof, cam_pts, uv_clean, uv, vis, cams.K)
+        return Batch(feats, history, pof, cam_pts, uv_clean, uv, vis, cams.K)

@@ -6,7 +6,8 @@ edge weights (SemGCN, Zhao et al. CVPR 2019), and fuses them by a learned weight
 temporal encoder embeds the previous frame's predicted orientations so the network can keep
 depth signs consistent over time. Heads: POF (unit vector per limb, camera frame) and the
 sign of each limb's depth component (auxiliary, it makes the front/back ambiguity explicit).
-``FrameMLP`` is the single-frame baseline to compare against.
+``FrameMLP`` is the simpler baseline to compare against. Both take a causal window of 2D
+frames per limb (models/features.py; window 1 = single frame).
 """
 
 from __future__ import annotations
@@ -63,14 +64,17 @@ class FusedLayer(nn.Module):
 
 
 class TemporalSemGCN(nn.Module):
-    """(B, L, 11) limb features + (B, L, 4) previous POF -> (pof (B, L, 3), z logits (B, L))."""
+    """(B, L, W x 11) windowed limb features + (B, L, 4) previous POF -> (pof (B, L, 3),
+    z logits (B, L))."""
 
-    def __init__(self, dim: int = 256, layers: int = 4, global_context: bool = False) -> None:
+    def __init__(
+        self, dim: int = 256, layers: int = 4, global_context: bool = False, window: int = 1
+    ) -> None:
         super().__init__()
         adj = adjacency()
         adjs = [torch.from_numpy(adj[k]) for k in ("share", "kinematic", "symmetry")]
         adjs[1] = adjs[1] + adjs[1].T  # convolve both ways; edge weights stay directional
-        self.embed = nn.Linear(N_FEATURES, dim)
+        self.embed = nn.Linear(window * N_FEATURES, dim)
         self.node = nn.Parameter(torch.zeros(N_LIMBS, dim))
         self.prior = nn.Sequential(nn.Linear(PRIOR_FEATURES, dim), nn.GELU(), nn.Linear(dim, dim))
         self.layers = nn.ModuleList(FusedLayer(dim, adjs, global_context) for _ in range(layers))
@@ -87,11 +91,11 @@ class TemporalSemGCN(nn.Module):
 
 
 class FrameMLP(nn.Module):
-    """Single-frame baseline: all limb features flattened through an MLP (prior ignored)."""
+    """Baseline: all limb features (of the window) flattened through an MLP (prior ignored)."""
 
-    def __init__(self, dim: int = 512, layers: int = 3) -> None:
+    def __init__(self, dim: int = 512, layers: int = 3, window: int = 1) -> None:
         super().__init__()
-        mods: list[nn.Module] = [nn.Linear(N_LIMBS * N_FEATURES, dim), nn.GELU()]
+        mods: list[nn.Module] = [nn.Linear(N_LIMBS * N_FEATURES * window, dim), nn.GELU()]
         for _ in range(layers - 1):
             mods += [nn.Linear(dim, dim), nn.GELU()]
         self.body = nn.Sequential(*mods)
@@ -104,8 +108,10 @@ class FrameMLP(nn.Module):
         return F.normalize(out[..., :3], dim=-1), out[..., 3]
 
 
-def build(kind: str, dim: int, layers: int, global_context: bool = False) -> nn.Module:
-    """A model by name: ``semgcn`` (temporal) or ``mlp`` (single frame)."""
+def build(
+    kind: str, dim: int, layers: int, global_context: bool = False, window: int = 1
+) -> nn.Module:
+    """A model by name: ``semgcn`` (temporal) or ``mlp``; ``window`` input frames each."""
     if kind == "semgcn":
-        return TemporalSemGCN(dim, layers, global_context)
-    return FrameMLP(dim, layers)
+        return TemporalSemGCN(dim, layers, global_context, window)
+    return FrameMLP(dim, layers, window)

@@ -1,7 +1,9 @@
 """ONNX Runtime inference of the POF network, one frame at a time, per tracked person.
 
 Carries the previous frame's predicted orientations into the next call (the temporal
-prior the network was trained with); ``reset`` when the track is lost.
+prior the network was trained with) and the last W frames' limb features (the model's
+input window, W read from the graph's input width); ``reset`` when the track is lost: the
+next frame then fills the whole window, as in training.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from models.features import limb_features
+from models.features import N_FEATURES, limb_features
 from models.skeleton import N_LIMBS
 
 
@@ -23,21 +25,28 @@ class PofOnnx:
         opts.intra_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.vis_min = vis_min
-        self.inputs = {
-            i.name for i in self.session.get_inputs()
-        }  # single-frame models lack "prior"
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.inputs = set(inputs)  # the MLP baseline has no "prior"
+        self.window = int(inputs["features"].shape[-1]) // N_FEATURES
         self.prior = np.zeros((1, N_LIMBS, 4), np.float32)
+        self.history: np.ndarray | None = None  # (W, L, 11), oldest first
 
     def reset(self) -> None:
-        """Forget the previous frame (new track)."""
+        """Forget the previous frames (new track)."""
         self.prior[:] = 0
+        self.history = None
 
     def __call__(
         self, uv: np.ndarray, vis: np.ndarray, K: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """(J, 2) pixels, (J,) visibility, (3, 3) -> ((L, 3) orientations, (L,) P(depth > 0))."""
-        feats = limb_features(uv[None], vis[None], K[None], self.vis_min)
-        feed = {"features": feats, "prior": self.prior}
+        feats = limb_features(uv[None], vis[None], K[None], self.vis_min)[0]
+        if self.history is None:
+            self.history = np.repeat(feats[None], self.window, 0)
+        else:
+            self.history = np.concatenate([self.history[1:], feats[None]])
+        window = self.history.transpose(1, 0, 2).reshape(1, N_LIMBS, -1)
+        feed = {"features": window, "prior": self.prior}
         pof, z = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})
         self.prior = np.concatenate([pof, np.ones((1, N_LIMBS, 1), np.float32)], -1)
         return pof[0], 1 / (1 + np.exp(-z[0]))

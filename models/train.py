@@ -1,10 +1,12 @@
 """Train a POF network on mocap pairs: ``uv run --group train python -m models.train``.
 
 Sequences are unrolled frame by frame; each frame's prediction (detached) is the next
-frame's prior, as at inference. Loss = cosine (1 - cos) per limb + ``ZSIGN_WEIGHT`` x BCE
-on the sign of the limb's depth component. Validation uses whole held-out subjects
-(models/mocap.py) through fixed random cameras; the naive baseline takes each limb's 2D
-direction with zero depth. Logs one JSON line per evaluation; checkpoints go to --out.
+frame's prior, as at inference; each frame's input is its window of 2D frames (``--window``;
+the history frames in front of the sequence only fill windows). Loss = cosine (1 - cos) per
+limb + ``ZSIGN_WEIGHT`` x BCE on the sign of the limb's depth component. Validation uses
+whole held-out subjects (models/mocap.py) through fixed random cameras; the naive baseline
+takes each limb's 2D direction with zero depth. Logs one JSON line per evaluation;
+checkpoints go to --out.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from models.corruption import NoiseModel
+from models.features import N_FEATURES
 from models.mocap import load_clips, split
 from models.pairs import Batch, PairGenerator
 from models.pof_net import PRIOR_FEATURES, build
@@ -54,8 +57,9 @@ def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def naive_pof(batch: Batch) -> np.ndarray:
-    """Baseline: the limb's 2D direction in ray space with zero depth."""
-    d = np.concatenate([batch.features[..., 4:6], np.zeros_like(batch.features[..., :1])], -1)
+    """Baseline: the limb's 2D direction in ray space with zero depth (newest frame)."""
+    newest = batch.features[:, batch.history :, :, -N_FEATURES:]
+    d = np.concatenate([newest[..., 4:6], np.zeros_like(newest[..., :1])], -1)
     return d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
 
 
@@ -65,10 +69,11 @@ def evaluate(model: torch.nn.Module, batches: list[Batch]) -> dict[str, float]:
     model.eval()
     err, sign, base = [], [], []
     for b in batches:
-        pof, z = unroll(model, torch.from_numpy(b.features))
-        err.append(angle_deg(pof.numpy(), b.pof))
-        sign.append((z.numpy() > 0) == (b.pof[..., 2] > 0))
-        base.append(angle_deg(naive_pof(b), b.pof))
+        pof, z = unroll(model, torch.from_numpy(b.features[:, b.history :]))
+        target = b.pof[:, b.history :]
+        err.append(angle_deg(pof.numpy(), target))
+        sign.append((z.numpy() > 0) == (target[..., 2] > 0))
+        base.append(angle_deg(naive_pof(b), target))
     model.train()
     return {"val_deg": float(np.mean(err)), "val_zsign_acc": float(np.mean(sign)),
             "naive_deg": float(np.mean(base))}  # fmt: skip
@@ -80,10 +85,16 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--global-context", action="store_true", help="SemGCN: add a whole-body branch")
-    ap.add_argument("--seq-len", type=int, default=4)
+    ap.add_argument("--seq-len", type=int, default=4, help="frames unrolled with the prior")
+    ap.add_argument("--window", type=int, default=1, help="2D frames the model sees per step")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20000)
-    ap.add_argument("--minutes", type=float, default=math.inf, help="stop after this long")
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=math.inf,
+        help="stop after this long (the learning-rate schedule then follows time)",
+    )
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--val-batches", type=int, default=8)
@@ -96,30 +107,31 @@ def main() -> None:
     torch.manual_seed(args.seed)
     noise = NoiseModel()
     train_clips, val_clips = split(load_clips())
-    gen = PairGenerator(train_clips, args.seq_len, noise, augment=True, seed=args.seed)
-    val_gen = PairGenerator(val_clips, args.seq_len, noise, augment=False, seed=12345)
+    gen = PairGenerator(train_clips, args.seq_len, noise, True, args.seed, args.window)
+    val_gen = PairGenerator(val_clips, args.seq_len, noise, False, 12345, args.window)
     val = [val_gen.sample(256) for _ in range(args.val_batches)]
-    model = build(args.model, args.dim, args.layers, args.global_context)
+    model = build(args.model, args.dim, args.layers, args.global_context, args.window)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    warm = max(1, args.steps // 50)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * s / args.steps))
-    )
     args.out.mkdir(parents=True, exist_ok=True)
     config = {"model": args.model, "dim": args.dim, "layers": args.layers,
-              "global_context": args.global_context, "seq_len": args.seq_len}  # fmt: skip
+              "global_context": args.global_context, "seq_len": args.seq_len,
+              "window": args.window}  # fmt: skip
     start, running = time.monotonic(), []
     for step in range(1, args.steps + 1):
+        progress = max(step / args.steps, (time.monotonic() - start) / 60 / args.minutes)
+        for group in opt.param_groups:  # warm-up, then cosine decay over steps or minutes
+            group["lr"] = (
+                args.lr * min(1.0, progress * 50) * 0.5 * (1 + math.cos(math.pi * progress))
+            )
         b = gen.sample(args.batch)
-        pof, z = unroll(model, torch.from_numpy(b.features))
-        loss = loss_fn(pof, z, torch.from_numpy(b.pof))
+        pof, z = unroll(model, torch.from_numpy(b.features[:, b.history :]))
+        loss = loss_fn(pof, z, torch.from_numpy(b.pof[:, b.history :]))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        sched.step()
         running.append(loss.item())
-        done = step == args.steps or (time.monotonic() - start) / 60 > args.minutes
+        done = step == args.steps or progress >= 1
         if step % args.eval_every == 0 or done:
             log = {"step": step, "min": round((time.monotonic() - start) / 60, 2),
                    "loss": float(np.mean(running)), **evaluate(model, val)}  # fmt: skip

@@ -16,10 +16,17 @@ from models.pof_net import TemporalSemGCN, build  # noqa: E402
 from models.pof_onnx import PofOnnx  # noqa: E402
 from models.train import loss_fn, unroll  # noqa: E402
 
+WINDOW = 3
+
 
 @pytest.fixture(scope="module")
-def batch():
-    return PairGenerator(split(load_clips())[0], seq_len=3, seed=5).sample(16)
+def clips():
+    return split(load_clips())[0]
+
+
+@pytest.fixture(scope="module")
+def batch(clips):
+    return PairGenerator(clips, seq_len=3, seed=5).sample(16)
 
 
 @pytest.mark.parametrize("kind", ["semgcn", "semgcn_global", "mlp"])
@@ -34,6 +41,25 @@ def test_onnx_matches_torch(kind, batch, tmp_path: Path) -> None:
         got, z_prob = lifter(batch.uv[0, t], batch.vis[0, t], batch.K[0])
         np.testing.assert_allclose(got, want[0, t].numpy(), atol=1e-4)
         np.testing.assert_allclose(z_prob, torch.sigmoid(want_z[0, t]).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["semgcn", "mlp"])
+def test_windowed_model_frame_by_frame_equals_sequence(kind, clips, tmp_path: Path) -> None:
+    """The wrapper's own window (padded with the first frame after a reset) is the training
+    input: run frame by frame through ONNX it equals the torch run over the whole sequence."""
+    torch.manual_seed(0)
+    b = PairGenerator(clips, seq_len=4, augment=False, seed=2, window=WINDOW).sample(2)
+    model = build(kind, 32, 2, window=WINDOW).eval()
+    export(model, tmp_path / "pof.onnx", WINDOW)
+    lifter = PofOnnx(tmp_path / "pof.onnx")
+    assert lifter.window == WINDOW
+    for i in range(2):
+        lifter.reset()
+        with torch.no_grad():
+            want, _ = unroll(model, torch.from_numpy(b.features[i : i + 1]))
+        for t in range(b.features.shape[1]):
+            got, _ = lifter(b.uv[i, t], b.vis[i, t], b.K[i])
+            np.testing.assert_allclose(got, want[0, t].numpy(), atol=1e-4)
 
 
 def test_tiny_training_lowers_loss(batch) -> None:
