@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -26,8 +28,8 @@ from models.features import N_FEATURES
 from models.measure_noise import SAME_PERSON, demo_cameras, detections, triangulate_others
 from models.mocap import load_clips, split
 from models.pairs import PairGenerator
-from models.pof_onnx import PofOnnx
-from models.pof_solver import correct_z_sign, solve
+from models.pof_onnx import PofOnnx, frame_step_for
+from models.pof_solver import bone_lengths, correct_z_sign, solve
 from models.skeleton import HIPS, LIMB_NAMES, limb_vectors, unit
 
 
@@ -108,19 +110,33 @@ def held_out(model: Path, batches: int, seq_len: int) -> dict:
     }  # fmt: skip
 
 
-def real_video(model: Path, demo: str, cache: Path | None) -> dict:
-    """Limb-orientation error against multi-view triangulation on a calibrated demo."""
+def demo_fps(demo: str) -> float:
+    """Frame rate of a Pose2Sim demo's videos (all cameras share it)."""
+    video = importlib.resources.files("Pose2Sim") / demo / "videos" / "cam01.mp4"
+    return float(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS))
+
+
+def real_video(model: Path, demo: str, cache: Path | None, height: float) -> dict:
+    """Limb-orientation error against multi-view triangulation on a calibrated demo.
+
+    ``pof_solved_deg`` is what the pipeline outputs: the network's orientations after the
+    depth-sign correction and the least-squares solve with bones from ``height``.
+    """
     det = detections(demo, cache)
     cams = demo_cameras(demo)
-    errs: dict[str, list] = {"mediapipe_deg": [], "pof_deg": [], "naive_deg": []}
+    keys = ("mediapipe_deg", "pof_deg", "pof_solved_deg", "naive_deg")
+    per_cam: dict[str, dict[str, list]] = {}
+    bones = bone_lengths(height)
+    fps = demo_fps(demo)
     for c, cam in enumerate(cams):
-        lifter = PofOnnx(model)
+        errs = per_cam.setdefault(f"cam{c + 1:02d}", {k: [] for k in keys})
+        lifter = PofOnnx(model, frame_step=frame_step_for(fps))
         for f in range(det["uv"].shape[1]):
             uv, vis = det["uv"][c, f], det["vis"][c, f]
             if np.isnan(uv).any():
                 lifter.reset()
                 continue
-            pof, _ = lifter(uv, vis, cam.K)
+            pof, prob = lifter(uv, vis, cam.K)
             X = triangulate_others(cams, det["uv"], det["vis"], c, f)
             if X is None:
                 continue
@@ -128,13 +144,22 @@ def real_video(model: Path, demo: str, cache: Path | None) -> dict:
             if np.median(np.linalg.norm(cam.project(X) - uv, axis=-1)) > SAME_PERSON * diag:
                 continue  # this camera tracks the other person
             truth = unit(limb_vectors(X @ cam.R.T + cam.t))
+            fixed = correct_z_sign(pof.astype(np.float64), prob)
+            solved = solve(uv, vis >= 0.3, cam.K, fixed, bones)
             errs["mediapipe_deg"].append(angle_deg(unit(limb_vectors(det["world"][c, f])), truth))
             errs["pof_deg"].append(angle_deg(pof, truth))
+            errs["pof_solved_deg"].append(angle_deg(unit(limb_vectors(solved)), truth))
             errs["naive_deg"].append(angle_deg(naive_pof(uv, cam.K), truth))
-    out: dict = {k: float(np.mean(v)) for k, v in errs.items()}
-    out["frames"] = len(errs["pof_deg"])
-    mp, pof = np.mean(errs["mediapipe_deg"], 0), np.mean(errs["pof_deg"], 0)
-    out["per_limb_mediapipe_pof"] = {
+    every = {k: np.concatenate([np.array(e[k]) for e in per_cam.values() if e[k]]) for k in keys}
+    out: dict = {k: round(float(v.mean()), 2) for k, v in every.items()}
+    out["frames"] = len(every["pof_deg"])
+    out["per_camera"] = {
+        cam: {"frames": len(e["pof_deg"]),
+              **{k: round(float(np.mean(e[k])), 2) for k in keys if e[k]}}
+        for cam, e in per_cam.items()
+    }  # fmt: skip
+    mp, pof = every["mediapipe_deg"].mean(0), every["pof_solved_deg"].mean(0)
+    out["per_limb_mediapipe_pof_solved"] = {
         f"{a}-{b}": (round(float(m), 1), round(float(p), 1))
         for (a, b), m, p in zip(LIMB_NAMES, mp, pof, strict=True)
     }
@@ -148,9 +173,10 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="MediaPipe detections (.npz)")
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=8)
+    ap.add_argument("--height", type=float, default=1.70, help="demo subject height (m)")
     args = ap.parse_args()
     result = {"held_out": held_out(args.model, args.batches, args.seq_len),
-              args.demo: real_video(args.model, args.demo, args.cache)}  # fmt: skip
+              args.demo: real_video(args.model, args.demo, args.cache, args.height)}  # fmt: skip
     print(json.dumps(result, indent=1))
 
 

@@ -3,7 +3,9 @@
 Carries the previous frame's predicted orientations into the next call (the temporal
 prior the network was trained with) and the last W frames' limb features (the model's
 input window, W read from the graph's input width); ``reset`` when the track is lost: the
-next frame then fills the whole window, as in training.
+next frame then fills the whole window, as in training. The network learned windows of
+30 fps (and 15 fps) motion; ``frame_step`` 2 feeds it every other frame of a 60 fps stream
+(``frame_step_for``), so its window spans the same time.
 """
 
 from __future__ import annotations
@@ -16,11 +18,18 @@ import onnxruntime as ort
 from models.features import N_FEATURES, limb_features
 from models.skeleton import N_LIMBS
 
+TRAINED_FPS = 30.0
+
+
+def frame_step_for(fps: float) -> int:
+    """Frames to step over so that the window sees motion at about the trained rate."""
+    return max(1, round(fps / TRAINED_FPS)) if np.isfinite(fps) and fps > 0 else 1
+
 
 class PofOnnx:
     """2D keypoints -> unit limb orientations (camera frame) and depth-sign probabilities."""
 
-    def __init__(self, path: Path, vis_min: float = 0.3) -> None:
+    def __init__(self, path: Path, vis_min: float = 0.3, frame_step: int = 1) -> None:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -28,8 +37,9 @@ class PofOnnx:
         inputs = {i.name: i for i in self.session.get_inputs()}
         self.inputs = set(inputs)  # the MLP baseline has no "prior"
         self.window = int(inputs["features"].shape[-1]) // N_FEATURES
+        self.frame_step = frame_step
         self.prior = np.zeros((1, N_LIMBS, 4), np.float32)
-        self.history: np.ndarray | None = None  # (W, L, 11), oldest first
+        self.history: np.ndarray | None = None  # ((W - 1) x step + 1, L, 11), oldest first
 
     def reset(self) -> None:
         """Forget the previous frames (new track)."""
@@ -42,10 +52,11 @@ class PofOnnx:
         """(J, 2) pixels, (J,) visibility, (3, 3) -> ((L, 3) orientations, (L,) P(depth > 0))."""
         feats = limb_features(uv[None], vis[None], K[None], self.vis_min)[0]
         if self.history is None:
-            self.history = np.repeat(feats[None], self.window, 0)
+            self.history = np.repeat(feats[None], (self.window - 1) * self.frame_step + 1, 0)
         else:
             self.history = np.concatenate([self.history[1:], feats[None]])
-        window = self.history.transpose(1, 0, 2).reshape(1, N_LIMBS, -1)
+        frames = self.history[:: self.frame_step]
+        window = frames.transpose(1, 0, 2).reshape(1, N_LIMBS, -1)
         feed = {"features": window, "prior": self.prior}
         pof, z = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})
         self.prior = np.concatenate([pof, np.ones((1, N_LIMBS, 1), np.float32)], -1)

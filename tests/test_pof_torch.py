@@ -75,3 +75,17 @@ def test_tiny_training_lowers_loss(batch) -> None:
         opt.step()
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_frame_step_windows_span_the_same_time(clips, tmp_path: Path) -> None:
+    """At 60 fps (frame_step 2) the window holds every other frame: a sequence with each
+    frame shown twice gives what the plain sequence gives at frame_step 1."""
+    torch.manual_seed(0)
+    b = PairGenerator(clips, seq_len=4, augment=False, seed=3, window=WINDOW).sample(1)
+    export(build("mlp", 32, 2, window=WINDOW).eval(), tmp_path / "pof.onnx", WINDOW)
+    plain, doubled = PofOnnx(tmp_path / "pof.onnx"), PofOnnx(tmp_path / "pof.onnx", frame_step=2)
+    for t in range(b.uv.shape[1]):
+        want, _ = plain(b.uv[0, t], b.vis[0, t], b.K[0])
+        for _ in range(2):
+            got, _ = doubled(b.uv[0, t], b.vis[0, t], b.K[0])
+        np.testing.assert_allclose(got, want, atol=1e-6)
