@@ -28,6 +28,7 @@ import numpy as np
 
 from models.corruption import SWAP_GROUPS
 from models.skeleton import FLIP_JOINTS, JOINTS, MEDIAPIPE_INDEX
+from stages.intrinsics import qca_camera_elements, qca_intrinsics
 
 DEMO = "Demo_MultiPerson"
 VIS_OK = 0.5  # a view joins the triangulation above this visibility
@@ -57,20 +58,12 @@ def read_qca(path: Path, dist_scale: float) -> list[Camera]:
     """Qualisys .qca.txt -> cameras, following Pose2Sim's calib_qca_fun conventions."""
     cams = []
     flip = np.diag([1.0, -1.0, -1.0])  # Pose2Sim's pi turn about the camera x axis
-    for cam in sorted(ET.parse(path).getroot().iter("camera"), key=lambda c: c.get("serial")):
-        fov, tr, it = cam.find("fov_video"), cam.find("transform"), cam.find("intrinsic")
-        left, top = float(fov.get("left")), float(fov.get("top"))
-        size = (int(float(fov.get("right")) - left + 1), int(float(fov.get("bottom")) - top + 1))
-        names = ("focalLengthU", "focalLengthV", "centerPointU", "centerPointV")
-        fu, fv, cu, cv = (float(it.get(k)) / 64 for k in names)
-        K = np.array([[fu, 0, cu - left], [0, fv, cv - top], [0, 0, 1]])
-        keys = ("radialDistortion1", "radialDistortion2", "tangentalDistortion1",
-                "tangentalDistortion2")  # fmt: skip
-        dist = np.array([float(it.get(k)) for k in keys]) * dist_scale
+    for cam in qca_camera_elements(ET.parse(path).getroot()):
+        intr, tr = qca_intrinsics(cam, dist_scale), cam.find("transform")
         M = np.array([[float(tr.get(f"r{i}{j}")) for j in (1, 2, 3)] for i in (1, 2, 3)])
         pos = np.array([float(tr.get(k)) for k in "xyz"]) / 1000
         R = flip @ M
-        cams.append(Camera(R, -R @ pos, K, dist, size))
+        cams.append(Camera(R, -R @ pos, intr.K, intr.dist, intr.size))
     return cams
 
 

@@ -4,10 +4,11 @@ MediaPipe's own world landmarks get depth wrong. This stage feeds the 17 detecte
 joints (models/skeleton.py) to the temporal POF network (ONNX Runtime, one prior per
 source), flips limb depth signs its sign head is sure about, and solves the least-squares
 problem (models/pof_solver.py) with bone lengths from the subject's height, in the camera
-frame of a pinhole camera of ``fov_deg``. The result replaces the 17 matching rows of
-``world_3d`` (hip-centred, MediaPipe's axes: x right, y down, z away from the camera) so
-the marker stage downstream is unchanged; MediaPipe's original stays in
-``world_3d_mediapipe`` and the camera-frame joints in ``lift_camera``.
+frame of a pinhole camera of ``fov_deg`` or of the calibration file (stages/intrinsics.py).
+The result replaces the 17 matching rows of ``world_3d`` (hip-centred, MediaPipe's axes:
+x right, y down, z away from the camera) so the marker stage downstream is unchanged;
+MediaPipe's original stays in ``world_3d_mediapipe`` and the camera-frame joints in
+``lift_camera``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from models.pof_onnx import PofOnnx
 from models.pof_solver import bone_lengths, correct_z_sign, solve
 from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_LIMBS
-from stages.markers import focal_length_px
+from stages.intrinsics import CameraMatrices
 from stream.packet import Packet
 from stream.stage import Stage
 
@@ -36,7 +37,7 @@ class PofLift(Stage):
     def __init__(self) -> None:
         self.model_path = PROJECT / "models/weights/pof_mlp.onnx"
         self.height = 1.70
-        self.fov_deg = 60.0
+        self.camera = CameraMatrices({})
         self.vis_min = 0.3
         self._lifters: dict[str, PofOnnx] = {}
 
@@ -44,7 +45,7 @@ class PofLift(Stage):
         lift = config.get("lift", {})
         self.model_path = PROJECT / Path(lift.get("model", self.model_path))
         self.height = float(config.get("subject", {}).get("height", self.height))
-        self.fov_deg = float(config.get("markers", {}).get("fov_deg", self.fov_deg))
+        self.camera = CameraMatrices(config)
         self.vis_min = float(config.get("markers", {}).get("visibility_min", self.vis_min))
         if not self.model_path.is_file():
             raise FileNotFoundError(
@@ -64,9 +65,7 @@ class PofLift(Stage):
             return packet
         uv = packet.data["landmarks_2d"][MEDIAPIPE_INDEX]
         vis = packet.data["visibility"][MEDIAPIPE_INDEX]
-        f = focal_length_px(packet.image_size, self.fov_deg)
-        w, h = packet.image_size
-        K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
+        K = self.camera(packet.image_size)
         pof, z_prob = self._lifter(packet.source_id)(uv, vis, K)
         pof = correct_z_sign(pof.astype(np.float64), z_prob)
         joints = solve(uv, vis >= self.vis_min, K, pof, bone_lengths(self.height))

@@ -14,8 +14,9 @@ Steps per frame:
    over the frames seen so far (so live and offline agree) gives the factor that makes it
    equal ``height``.
 4. Global position: the hip-centred skeleton is placed in front of a pinhole camera
-   (``fov_deg`` across the longer image side) by the translation that best reprojects it
-   onto the 2D landmarks (linear least squares, visibility-weighted).
+   (``fov_deg`` across the longer image side, or the ``[camera] calibration`` file's K:
+   stages/intrinsics.py) by the translation that best reprojects it onto the 2D landmarks
+   (linear least squares, visibility-weighted).
 5. Camera frame (x right, y down, z forward) -> lab frame (X right, Y up, Z toward the
    camera): a 180 degree turn about X, right-handed as OpenSim expects. Y is vertical when
    the camera is level.
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.intrinsics import CameraMatrices
 from stages.marker_sets import MARKERS_21
 from stream.packet import Packet
 from stream.stage import Stage
@@ -51,11 +53,6 @@ CAMERA_TO_LAB = np.diag([1.0, -1.0, -1.0])
 SMALL_TOE_BACK = 0.10  # fraction of heel->big-toe length behind the big toe
 SMALL_TOE_LATERAL = 0.25  # fraction of heel->big-toe length lateral of the big toe
 SCALE_CALIBRATION_FRAMES = 600  # the running median freezes after this many usable frames
-
-
-def focal_length_px(image_size: tuple[int, int], fov_deg: float) -> float:
-    """Pinhole focal length for a field of view measured across the longer image side."""
-    return 0.5 * max(image_size) / np.tan(np.radians(fov_deg) / 2)
 
 
 def standing_height(m: np.ndarray) -> float:
@@ -130,13 +127,14 @@ def root_translation(
     skeleton: np.ndarray,
     image_xy: np.ndarray,
     weights: np.ndarray,
-    focal: float,
-    centre: np.ndarray,
+    K: np.ndarray,
 ) -> np.ndarray:
     """Camera-frame translation t minimising the reprojection error of ``skeleton + t``.
 
-    Linear in t: f (X + tx) - (u - cx)(Z + tz) = 0 and the same for y, v.
+    Linear in t: fx (X + tx) - (u - cx)(Z + tz) = 0 and the same for fy, y, v (skew of K
+    ignored).
     """
+    fx, fy, centre = K[0, 0], K[1, 1], K[:2, 2]
     ok = np.isfinite(image_xy).all(axis=1) & np.isfinite(skeleton).all(axis=1) & (weights > 0)
     if ok.sum() < 3:
         return np.full(3, np.nan)
@@ -145,11 +143,11 @@ def root_translation(
     w = np.sqrt(weights[ok])
     n = len(x)
     a = np.zeros((2 * n, 3))
-    a[:n, 0] = focal
+    a[:n, 0] = fx
     a[:n, 2] = -du
-    a[n:, 1] = focal
+    a[n:, 1] = fy
     a[n:, 2] = -dv
-    b = np.concatenate([du * z - focal * x, dv * z - focal * y])
+    b = np.concatenate([du * z - fx * x, dv * z - fy * y])
     ww = np.concatenate([w, w])
     t, *_ = np.linalg.lstsq(a * ww[:, None], b * ww, rcond=None)
     return t
@@ -175,7 +173,7 @@ class MarkerBuilder(Stage):
         self.visibility_min = float(markers.get("visibility_min", 0.3))
         self.force_complete = bool(markers.get("force_complete", False))
         self.estimate_missing = bool(markers.get("estimate_missing", False)) or self.force_complete
-        self.fov_deg = float(markers.get("fov_deg", 60.0))
+        self.camera = CameraMatrices(config)
 
     def process(self, packet: Packet) -> Packet:
         state = self._state.setdefault(packet.source_id, _SourceState())
@@ -220,15 +218,13 @@ class MarkerBuilder(Stage):
         state.last_relative[seen] = m[seen]
 
         m *= scale
-        focal = focal_length_px(packet.image_size, self.fov_deg)
-        centre = np.asarray(packet.image_size, float) / 2
         image = np.full((21, 2), np.nan)
         for name, k in MEDIAPIPE_INDEX.items():
             image[IDX[name]] = packet.data["landmarks_2d"][k]
         weights = np.where(vis21 >= self.visibility_min, vis21, 0.0)
         weights[[IDX["Hip"], IDX["Neck"], IDX["RSmallToe"], IDX["LSmallToe"]]] = 0.0
         reference = np.where(np.isfinite(m), m, 0.0)  # unmatched rows carry zero weight
-        t = root_translation(reference, image, weights, focal, centre)
+        t = root_translation(reference, image, weights, self.camera(packet.image_size))
         packet.meta["scale"] = scale
         packet.data["root_camera"] = t
         return (m + t) @ CAMERA_TO_LAB.T, estimated

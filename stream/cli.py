@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, NoReturn
 
+from stages.intrinsics import read_calibration
 from stream.config import ConfigError, load_config, with_overrides
 
 
@@ -55,6 +56,15 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--fov", type=float, help="camera field of view across the long side (deg)")
     p.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="FILE",
+        help="camera intrinsics from a Pose2Sim .toml or Qualisys .qca.txt (replaces --fov)",
+    )
+    p.add_argument(
+        "--calibration-camera", metavar="NAME", help="which camera of a multi-camera --calibration"
+    )
+    p.add_argument(
         "--camera-pof",
         action="store_true",
         help="3D from the learned limb-orientation lifter instead of MediaPipe's depth",
@@ -74,6 +84,8 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
             "markers.estimate_missing": args.estimate_missing,
             "markers.force_complete": args.force_complete,
             "markers.fov_deg": args.fov,
+            "camera.calibration": args.calibration and str(args.calibration),
+            "camera.camera": args.calibration_camera,
             "angles.compute_all": args.compute_all_joint_angles,
             "angles.plot_all": args.plot_all_joint_angles,
             **(extra or {}),
@@ -110,3 +122,18 @@ def check_values(config: dict[str, Any]) -> None:
     for flag, value, low, high, unit in checks:
         if not low <= float(value) <= high:
             raise ConfigError(f"{flag} must be between {low} and {high} {unit}, got {value}")
+    check_calibration(config.setdefault("camera", {}))
+
+
+def check_calibration(camera: dict[str, Any]) -> None:
+    """Resolve ``[camera] calibration`` against the current folder and read it once now, so
+    a bad file fails before any frame is processed."""
+    if not camera.get("calibration"):
+        if camera.get("camera"):
+            raise ConfigError("--calibration-camera needs --calibration FILE")
+        return
+    camera["calibration"] = str(Path(camera["calibration"]).resolve())
+    try:
+        read_calibration(Path(camera["calibration"]), camera.get("camera") or None)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -11,8 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 from models.camera import look_at, project
 from models.mocap import load_clips, split
 from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_LIMBS, limb_vectors, unit
+from stages.intrinsics import focal_length_px
 from stages.lift import PofLift
-from stages.markers import focal_length_px
 from stream.packet import Packet
 
 SIZE = (1280, 720)
