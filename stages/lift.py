@@ -1,8 +1,9 @@
 """Lift: MediaPipe's 2D landmarks -> 3D joints from learned limb orientations (POF).
 
 MediaPipe's own world landmarks get depth wrong. This stage feeds the 17 detected 2D
-joints (models/skeleton.py) to the temporal POF network (ONNX Runtime, one prior per
-source), flips limb depth signs its sign head is sure about, and solves the least-squares
+joints (models/skeleton.py) to the temporal POF network (ONNX Runtime, one prior and 2D
+window per source, stepping over frames of fast video so the window spans the trained
+30 fps), flips limb depth signs its sign head is sure about, and solves the least-squares
 problem (models/pof_solver.py) with bone lengths from the subject's height, in the camera
 frame of a pinhole camera of ``fov_deg`` or of the calibration file (stages/intrinsics.py).
 The result replaces the 17 matching rows of ``world_3d`` (hip-centred, MediaPipe's axes:
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from models.pof_onnx import PofOnnx
+from models.pof_onnx import TRAINED_FPS, PofOnnx, frame_step_for
 from models.pof_solver import bone_lengths, correct_z_sign, solve
 from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_LIMBS
 from stages.intrinsics import CameraMatrices
@@ -54,10 +55,11 @@ class PofLift(Stage):
         warm = np.zeros((len(MEDIAPIPE_INDEX), 2))  # load numba's compiled solver now
         solve(warm, np.zeros(len(warm), bool), np.eye(3), np.zeros((N_LIMBS, 3)), np.zeros(N_LIMBS))
 
-    def _lifter(self, source_id: str) -> PofOnnx:
-        if source_id not in self._lifters:
-            self._lifters[source_id] = PofOnnx(self.model_path, self.vis_min)
-        return self._lifters[source_id]
+    def _lifter(self, packet: Packet) -> PofOnnx:
+        if packet.source_id not in self._lifters:
+            step = frame_step_for(float(packet.meta.get("fps", TRAINED_FPS)))
+            self._lifters[packet.source_id] = PofOnnx(self.model_path, self.vis_min, step)
+        return self._lifters[packet.source_id]
 
     def process(self, packet: Packet) -> Packet:
         if not packet.meta.get("person", False):
@@ -66,7 +68,7 @@ class PofLift(Stage):
         uv = packet.data["landmarks_2d"][MEDIAPIPE_INDEX]
         vis = packet.data["visibility"][MEDIAPIPE_INDEX]
         K = self.camera(packet.image_size)
-        pof, z_prob = self._lifter(packet.source_id)(uv, vis, K)
+        pof, z_prob = self._lifter(packet)(uv, vis, K)
         pof = correct_z_sign(pof.astype(np.float64), z_prob)
         joints = solve(uv, vis >= self.vis_min, K, pof, bone_lengths(self.height))
         world = packet.data["world_3d"].copy()
