@@ -25,6 +25,7 @@ import onnxruntime as ort
 
 from models.corruption import NoiseModel
 from models.features import N_FEATURES
+from models.lifter import lift_frame
 from models.measure_noise import SAME_PERSON, demo_cameras, detections, triangulate_others
 from models.mocap import load_clips, split
 from models.pairs import PairGenerator
@@ -116,27 +117,37 @@ def demo_fps(demo: str) -> float:
     return float(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS))
 
 
-def real_video(model: Path, demo: str, cache: Path | None, height: float) -> dict:
-    """Limb-orientation error against multi-view triangulation on a calibrated demo.
+SOURCES = ("mediapipe_deg", "naive_deg", "pof_deg", "pof_solved_deg", "pipeline_deg")
 
-    ``pof_solved_deg`` is what the pipeline outputs: the network's orientations after the
-    depth-sign correction and the least-squares solve with bones from ``height``.
+
+def real_video_errors(
+    model: Path, demo: str, cache: Path | None, height: float = 1.70, fused: bool = True
+) -> dict[str, dict[str, list]]:
+    """Per camera and source, (L,) angular errors per usable frame against triangulation.
+
+    Sources: MediaPipe's world landmarks, the naive baseline, the network (after the
+    depth-sign fix), the network through the solve, and the pipeline's output (with the
+    model's fusion weights when ``fused`` and the model has them).
     """
     det = detections(demo, cache)
     cams = demo_cameras(demo)
-    keys = ("mediapipe_deg", "pof_deg", "pof_solved_deg", "naive_deg")
-    per_cam: dict[str, dict[str, list]] = {}
     bones = bone_lengths(height)
-    fps = demo_fps(demo)
+    step = frame_step_for(demo_fps(demo))
+    per_cam: dict[str, dict[str, list]] = {}
     for c, cam in enumerate(cams):
-        errs = per_cam.setdefault(f"cam{c + 1:02d}", {k: [] for k in keys})
-        lifter = PofOnnx(model, frame_step=frame_step_for(fps))
+        errs = per_cam.setdefault(f"cam{c + 1:02d}", {k: [] for k in SOURCES})
+        net, plain = PofOnnx(model, frame_step=step), PofOnnx(model, frame_step=step)
+        plain.pof_weight = None
+        if not fused:
+            net.pof_weight = None
         for f in range(det["uv"].shape[1]):
-            uv, vis = det["uv"][c, f], det["vis"][c, f]
+            uv, vis, world = det["uv"][c, f], det["vis"][c, f], det["world"][c, f]
             if np.isnan(uv).any():
-                lifter.reset()
+                net.reset()
+                plain.reset()
                 continue
-            pof, prob = lifter(uv, vis, cam.K)
+            out = lift_frame(net, uv, vis, cam.K, world, bones)
+            unfused = lift_frame(plain, uv, vis, cam.K, world, bones)
             X = triangulate_others(cams, det["uv"], det["vis"], c, f)
             if X is None:
                 continue
@@ -144,24 +155,29 @@ def real_video(model: Path, demo: str, cache: Path | None, height: float) -> dic
             if np.median(np.linalg.norm(cam.project(X) - uv, axis=-1)) > SAME_PERSON * diag:
                 continue  # this camera tracks the other person
             truth = unit(limb_vectors(X @ cam.R.T + cam.t))
-            fixed = correct_z_sign(pof.astype(np.float64), prob)
-            solved = solve(uv, vis >= 0.3, cam.K, fixed, bones)
-            errs["mediapipe_deg"].append(angle_deg(unit(limb_vectors(det["world"][c, f])), truth))
-            errs["pof_deg"].append(angle_deg(pof, truth))
-            errs["pof_solved_deg"].append(angle_deg(unit(limb_vectors(solved)), truth))
+            errs["mediapipe_deg"].append(angle_deg(unit(limb_vectors(world)), truth))
             errs["naive_deg"].append(angle_deg(naive_pof(uv, cam.K), truth))
-    every = {k: np.concatenate([np.array(e[k]) for e in per_cam.values() if e[k]]) for k in keys}
+            errs["pof_deg"].append(angle_deg(out.network, truth))
+            errs["pof_solved_deg"].append(angle_deg(unit(limb_vectors(unfused.joints)), truth))
+            errs["pipeline_deg"].append(angle_deg(unit(limb_vectors(out.joints)), truth))
+    return per_cam
+
+
+def real_video(model: Path, demo: str, cache: Path | None, height: float) -> dict:
+    """Mean limb-orientation errors on a calibrated demo: overall, per camera, per limb."""
+    per_cam = real_video_errors(model, demo, cache, height)
+    every = {k: np.concatenate([np.array(e[k]) for e in per_cam.values() if e[k]]) for k in SOURCES}
     out: dict = {k: round(float(v.mean()), 2) for k, v in every.items()}
     out["frames"] = len(every["pof_deg"])
     out["per_camera"] = {
         cam: {"frames": len(e["pof_deg"]),
-              **{k: round(float(np.mean(e[k])), 2) for k in keys if e[k]}}
+              **{k: round(float(np.mean(e[k])), 2) for k in SOURCES if e[k]}}
         for cam, e in per_cam.items()
     }  # fmt: skip
-    mp, pof = every["mediapipe_deg"].mean(0), every["pof_solved_deg"].mean(0)
-    out["per_limb_mediapipe_pof_solved"] = {
+    mp, pipe = every["mediapipe_deg"].mean(0), every["pipeline_deg"].mean(0)
+    out["per_limb_mediapipe_pipeline"] = {
         f"{a}-{b}": (round(float(m), 1), round(float(p), 1))
-        for (a, b), m, p in zip(LIMB_NAMES, mp, pof, strict=True)
+        for (a, b), m, p in zip(LIMB_NAMES, mp, pipe, strict=True)
     }
     return out
 

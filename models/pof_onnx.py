@@ -10,6 +10,7 @@ next frame then fills the whole window, as in training. The network learned wind
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from models.features import N_FEATURES, limb_features
 from models.skeleton import N_LIMBS
 
 TRAINED_FPS = 30.0
+METADATA_KEY = "pof_weight"  # per-limb fusion weights (models/fusion.py), if fitted
 
 
 def frame_step_for(fps: float) -> int:
@@ -40,6 +42,10 @@ class PofOnnx:
         self.frame_step = frame_step
         self.prior = np.zeros((1, N_LIMBS, 4), np.float32)
         self.history: np.ndarray | None = None  # ((W - 1) x step + 1, L, 11), oldest first
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.pof_weight = (
+            np.array(json.loads(meta[METADATA_KEY])) if METADATA_KEY in meta else None
+        )  # weight of the network against MediaPipe's 3D, per limb
 
     def reset(self) -> None:
         """Forget the previous frames (new track)."""

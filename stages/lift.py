@@ -3,9 +3,11 @@
 MediaPipe's own world landmarks get depth wrong. This stage feeds the 17 detected 2D
 joints (models/skeleton.py) to the temporal POF network (ONNX Runtime, one prior and 2D
 window per source, stepping over frames of fast video so the window spans the trained
-30 fps), flips limb depth signs its sign head is sure about, and solves the least-squares
-problem (models/pof_solver.py) with bone lengths from the subject's height, in the camera
-frame of a pinhole camera of ``fov_deg`` or of the calibration file (stages/intrinsics.py).
+30 fps), flips limb depth signs its sign head is sure about, fuses the orientations per
+limb with MediaPipe's own 3D where the model carries fusion weights (models/fusion.py), and
+solves the least-squares problem (models/pof_solver.py, models/lifter.py) with bone
+lengths from the subject's height, in the camera frame of a pinhole camera of ``fov_deg``
+or of the calibration file (stages/intrinsics.py).
 The result replaces the 17 matching rows of ``world_3d`` (hip-centred, MediaPipe's axes:
 x right, y down, z away from the camera) so the marker stage downstream is unchanged;
 MediaPipe's original stays in ``world_3d_mediapipe`` and the camera-frame joints in
@@ -20,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from models.lifter import lift_frame
 from models.pof_onnx import TRAINED_FPS, PofOnnx, frame_step_for
-from models.pof_solver import bone_lengths, correct_z_sign, solve
+from models.pof_solver import bone_lengths, solve
 from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_LIMBS
 from stages.intrinsics import CameraMatrices
 from stream.packet import Packet
@@ -37,7 +40,7 @@ class PofLift(Stage):
 
     def __init__(self) -> None:
         self.model_path = PROJECT / "models/weights/pof_mlp.onnx"
-        self.height = 1.70
+        self.bones = bone_lengths(1.70)
         self.camera = CameraMatrices({})
         self.vis_min = 0.3
         self._lifters: dict[str, PofOnnx] = {}
@@ -45,7 +48,7 @@ class PofLift(Stage):
     def setup(self, config: Mapping[str, Any]) -> None:
         lift = config.get("lift", {})
         self.model_path = PROJECT / Path(lift.get("model", self.model_path))
-        self.height = float(config.get("subject", {}).get("height", self.height))
+        self.bones = bone_lengths(float(config.get("subject", {}).get("height", 1.70)))
         self.camera = CameraMatrices(config)
         self.vis_min = float(config.get("markers", {}).get("visibility_min", self.vis_min))
         if not self.model_path.is_file():
@@ -68,9 +71,9 @@ class PofLift(Stage):
         uv = packet.data["landmarks_2d"][MEDIAPIPE_INDEX]
         vis = packet.data["visibility"][MEDIAPIPE_INDEX]
         K = self.camera(packet.image_size)
-        pof, z_prob = self._lifter(packet)(uv, vis, K)
-        pof = correct_z_sign(pof.astype(np.float64), z_prob)
-        joints = solve(uv, vis >= self.vis_min, K, pof, bone_lengths(self.height))
+        mediapipe = packet.data["world_3d"][MEDIAPIPE_INDEX]
+        lifted = lift_frame(self._lifter(packet), uv, vis, K, mediapipe, self.bones, self.vis_min)
+        joints = lifted.joints
         world = packet.data["world_3d"].copy()
         packet.data["world_3d_mediapipe"] = packet.data["world_3d"]
         world[MEDIAPIPE_INDEX] = joints - joints[HIPS].mean(0)

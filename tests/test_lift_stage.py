@@ -1,4 +1,4 @@
-"""The lift stage end to end with a stand-in ONNX model that outputs the true orientations."""
+"""The lift stage end to end with stand-in ONNX models that output fixed orientations."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from models.camera import look_at, project
+from models.fusion import fit_weights, fuse, write_weights
 from models.mocap import load_clips, split
-from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_LIMBS, limb_vectors, unit
+from models.pof_onnx import PofOnnx
+from models.skeleton import HIPS, LIMB_NAMES, MEDIAPIPE_INDEX, N_LIMBS, J, limb_vectors, unit
 from stages.intrinsics import focal_length_px
 from stages.lift import PofLift
 from stream.packet import Packet
@@ -46,31 +48,45 @@ def constant_model(path: Path, pof: np.ndarray) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
-def test_lift_stage(tmp_path: Path) -> None:
+def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A held-out mocap pose seen by a 60-degree camera: camera-frame joints, K, pixels."""
     pose = split(load_clips())[1][0].joints[10].astype(np.float64)
     eye = pose[HIPS].mean(0) + [1.0, 0.3, 3.5]
     R = look_at(eye[None], pose[HIPS].mean(0)[None], np.zeros(1))[0]
     cam = (pose - eye) @ R.T
     f = focal_length_px(SIZE, 60.0)
     K = np.array([[f, 0, SIZE[0] / 2], [0, f, SIZE[1] / 2], [0, 0, 1]])
-    uv = project(cam[None, None], K[None])[0, 0]
+    return cam, K, project(cam[None, None], K[None])[0, 0]
+
+
+def person_packet(uv: np.ndarray, world17: np.ndarray) -> Packet:
+    packet = Packet("cam", 0, 0, 0.0, SIZE)
+    packet.data["landmarks_2d"] = np.full((33, 2), np.nan)
+    packet.data["landmarks_2d"][MEDIAPIPE_INDEX] = uv
+    packet.data["visibility"] = np.full(33, 0.95)
+    packet.data["world_3d"] = np.zeros((33, 3))
+    packet.data["world_3d"][MEDIAPIPE_INDEX] = world17
+    packet.meta["person"] = True
+    return packet
+
+
+def limb_errors_deg(joints: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    got = unit(limb_vectors(joints))
+    return np.degrees(np.arccos(np.clip((got * truth).sum(-1), -1, 1)))
+
+
+def test_lift_stage(tmp_path: Path) -> None:
+    cam, K, uv = scene()
     truth = unit(limb_vectors(cam))
     constant_model(tmp_path / "pof.onnx", truth)
 
     stage = PofLift()
     config = {"lift": {"model": str(tmp_path / "pof.onnx")}, "markers": {"fov_deg": 60.0}}
     stage.setup(config)
-    packet = Packet("cam", 0, 0, 0.0, SIZE)
-    packet.data["landmarks_2d"] = np.full((33, 2), np.nan)
-    packet.data["landmarks_2d"][MEDIAPIPE_INDEX] = uv
-    packet.data["visibility"] = np.full(33, 0.95)
-    packet.data["world_3d"] = np.zeros((33, 3))
-    packet.meta["person"] = True
-    out = stage(packet)
+    out = stage(person_packet(uv, np.zeros((len(MEDIAPIPE_INDEX), 3))))
     joints = out.data["lift_camera"]
     assert (joints[:, 2] > 1).all()
-    got = unit(limb_vectors(joints))
-    assert np.degrees(np.arccos(np.clip((got * truth).sum(-1), -1, 1))).max() < 5
+    assert limb_errors_deg(joints, truth).max() < 5
     world = out.data["world_3d"][MEDIAPIPE_INDEX]
     np.testing.assert_allclose(world[HIPS].mean(0), 0, atol=1e-9)
     assert (out.data["world_3d_mediapipe"] == 0).all()
@@ -78,3 +94,35 @@ def test_lift_stage(tmp_path: Path) -> None:
     empty = Packet("cam", 1, 0, 0.0, SIZE, meta={"person": False})
     assert stage(empty) is empty  # nobody in view: passed on, temporal prior reset
     stage.close()
+
+
+def test_fusion_weights_in_the_model_pick_the_source_per_limb(tmp_path: Path) -> None:
+    """A network wrong on the thighs, MediaPipe right there and wrong elsewhere: weights
+    0 on thighs and 1 elsewhere give the truth everywhere."""
+    cam, K, uv = scene()
+    truth = unit(limb_vectors(cam))
+    thighs = [LIMB_NAMES.index(("LHip", "LKnee")), LIMB_NAMES.index(("RHip", "RKnee"))]
+    wrong = truth.copy()
+    wrong[thighs] = unit(truth[thighs] * [1.0, 1.0, -1.0] + [0.3, 0.0, 0.0])
+    constant_model(tmp_path / "pof.onnx", wrong)
+    weights = np.ones(N_LIMBS)
+    weights[thighs] = 0.0
+    write_weights(tmp_path / "pof.onnx", weights)
+    np.testing.assert_array_equal(PofOnnx(tmp_path / "pof.onnx").pof_weight, weights)
+
+    mediapipe = cam - cam[HIPS].mean(0)
+    mediapipe[[J["LWrist"], J["RWrist"]]] += [0.0, 0.0, 0.3]  # MediaPipe's forearm depth
+    stage = PofLift()
+    stage.setup({"lift": {"model": str(tmp_path / "pof.onnx")}, "markers": {"fov_deg": 60.0}})
+    joints = stage(person_packet(uv, mediapipe)).data["lift_camera"]
+    assert limb_errors_deg(joints, truth).max() < 5
+    stage.close()
+
+
+def test_fit_weights_follow_inverse_variance() -> None:
+    err_pof = np.array([[1.0, 4.0], [1.0, 4.0]])
+    err_mp = np.array([[1.0, 2.0], [1.0, 2.0]])
+    np.testing.assert_allclose(fit_weights(err_pof, err_mp), [0.5, 0.2])
+    a, b = unit(np.array([[1.0, 0, 0]])), unit(np.array([[0, 1.0, 0]]))
+    np.testing.assert_allclose(fuse(a, b, np.array([1.0])), a)
+    np.testing.assert_allclose(fuse(a, b, np.array([0.5])), unit(np.array([[1.0, 1.0, 0]])))
