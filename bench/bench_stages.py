@@ -24,7 +24,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stages.capture import VideoSource  # noqa: E402
-from stream.cli import use_pof_lift  # noqa: E402
+from stream.cli import choose_lift  # noqa: E402
 from stream.config import load_config  # noqa: E402
 from stream.pipeline import build_stages  # noqa: E402
 
@@ -41,7 +41,7 @@ def main() -> None:
     )
     config = load_config()
     if args.camera_pof or args.pof_model:
-        use_pof_lift(config, args.pof_model)
+        choose_lift(config, "pof", args.pof_model)
     stages = build_stages(config)
     detect, later = stages[0], stages[1:]
     detected = [detect(p) for p in VideoSource(video)]

@@ -28,6 +28,10 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+LIFT_STAGE = "stages.lift:PofLift"
+LIFTS = ("pof", "mediapipe")
+
+
 def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
     """Flags that set the subject, marker and angle options of the pipeline."""
     p.add_argument("--height", type=float, help="subject standing height in metres")
@@ -65,11 +69,13 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
         "--calibration-camera", metavar="NAME", help="which camera of a multi-camera --calibration"
     )
     p.add_argument(
-        "--camera-pof",
-        action="store_true",
-        help="3D from the learned limb-orientation lifter instead of MediaPipe's depth",
+        "--lift",
+        choices=LIFTS,
+        help="3D from the learned limb-orientation lifter (pof) or MediaPipe's world landmarks"
+        " (default: as config.toml's [pipeline] stages say)",
     )
-    p.add_argument("--pof-model", type=Path, help="ONNX model of the lifter (implies --camera-pof)")
+    p.add_argument("--camera-pof", action="store_true", help="same as --lift pof")
+    p.add_argument("--pof-model", type=Path, help="ONNX model of the lifter (implies --lift pof)")
     p.add_argument("--config", type=Path, help="configuration file (default: config.toml)")
 
 
@@ -91,18 +97,21 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
             **(extra or {}),
         },
     )
-    if args.camera_pof or args.pof_model:
-        use_pof_lift(config, args.pof_model)
+    if args.lift == "mediapipe" and (args.camera_pof or args.pof_model):
+        raise ConfigError("--lift mediapipe contradicts --camera-pof / --pof-model: pick one")
+    if args.lift or args.camera_pof or args.pof_model:
+        choose_lift(config, "mediapipe" if args.lift == "mediapipe" else "pof", args.pof_model)
     check_values(config)
     return config
 
 
-LIFT_STAGE = "stages.lift:PofLift"
-
-
-def use_pof_lift(config: dict[str, Any], model: Path | None) -> None:
-    """Put the POF lift right after detection (it replaces MediaPipe's world landmarks)."""
+def choose_lift(config: dict[str, Any], method: str, model: Path | None = None) -> None:
+    """``pof``: the POF lift right after detection (it replaces MediaPipe's world landmarks);
+    ``mediapipe``: no lift stage, MediaPipe's world landmarks go on as they are."""
     stages = config["pipeline"]["stages"]
+    if method == "mediapipe":
+        stages[:] = [s for s in stages if s != LIFT_STAGE]
+        return
     if LIFT_STAGE not in stages:
         stages.insert(1, LIFT_STAGE)
     if model is not None:

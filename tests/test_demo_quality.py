@@ -21,7 +21,7 @@ import pytest
 from stages.angles import ANGLE_COLUMNS, ANGLE_GROUPS
 from stages.capture import VideoSource
 from stages.marker_sets import MARKERS_64
-from stream.cli import use_pof_lift
+from stream.cli import choose_lift
 from stream.config import with_overrides
 from stream.pipeline import build_stages, run_inline
 from tests.data import DEMO_CAMERAS, demo_video
@@ -42,7 +42,7 @@ def demo_markers(config: dict[str, Any], request: pytest.FixtureRequest) -> dict
     MediaPipe's 3D (default) and with the learned POF lift (--camera-pof)."""
     cfg = with_overrides(config, {"markers.estimate_missing": True, "subject.height": HEIGHT})
     if request.param == "pof":
-        use_pof_lift(cfg, None)
+        choose_lift(cfg, "pof")
     stages = build_stages(cfg)
     out = {}
     for camera in DEMO_CAMERAS:

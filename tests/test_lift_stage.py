@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from models.pof_onnx import PofOnnx
 from models.skeleton import HIPS, LIMB_NAMES, MEDIAPIPE_INDEX, N_LIMBS, J, limb_vectors, unit
 from stages.intrinsics import focal_length_px
 from stages.lift import PofLift
+from stream.cli import LIFT_STAGE, choose_lift
 from stream.packet import Packet
 
 SIZE = (1280, 720)
@@ -126,3 +128,13 @@ def test_fit_weights_follow_inverse_variance() -> None:
     a, b = unit(np.array([[1.0, 0, 0]])), unit(np.array([[0, 1.0, 0]]))
     np.testing.assert_allclose(fuse(a, b, np.array([1.0])), a)
     np.testing.assert_allclose(fuse(a, b, np.array([0.5])), unit(np.array([[1.0, 1.0, 0]])))
+
+
+def test_choose_lift_adds_or_removes_the_stage(config) -> None:
+    cfg = copy.deepcopy(config)
+    choose_lift(cfg, "pof")
+    choose_lift(cfg, "pof")
+    assert cfg["pipeline"]["stages"].count(LIFT_STAGE) == 1
+    assert cfg["pipeline"]["stages"][1] == LIFT_STAGE  # right after detection
+    choose_lift(cfg, "mediapipe")
+    assert LIFT_STAGE not in cfg["pipeline"]["stages"]

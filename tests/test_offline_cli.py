@@ -89,6 +89,8 @@ def test_nobody_in_video(tmp_path: Path) -> None:
         (["--mass", "0"], "--mass must be between"),
         (["--visibility-min", "1.5"], "--visibility-min must be between"),
         (["--frobnicate"], "unrecognized arguments"),
+        (["--lift", "mediapipe", "--camera-pof"], "contradicts"),
+        (["--lift", "depth"], "invalid choice"),
     ],
 )
 def test_bad_flag_values(tmp_path: Path, flags: list[str], words: str) -> None:
