@@ -39,7 +39,7 @@ class PofLift(Stage):
     name = "lift"
 
     def __init__(self) -> None:
-        self.model_path = PROJECT / "models/weights/pof_mlp.onnx"
+        self.model_path = PROJECT / "models/weights/pof_mlp_w9.onnx"
         self.bones = bone_lengths(1.70)
         self.camera = CameraMatrices({})
         self.vis_min = 0.3

@@ -13,6 +13,7 @@ variation is printed for every bone and only gross instability fails. The learne
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -39,10 +40,9 @@ MAX_BONE_CV = 0.35
 @pytest.fixture(scope="module", params=["mediapipe", "pof"])
 def demo_markers(config: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, np.ndarray]:
     """markers_64 of every frame of every demo camera, run with --estimate-missing, with
-    MediaPipe's 3D (default) and with the learned POF lift (--camera-pof)."""
+    MediaPipe's 3D (--lift mediapipe) and with the learned POF lift (--lift pof)."""
     cfg = with_overrides(config, {"markers.estimate_missing": True, "subject.height": HEIGHT})
-    if request.param == "pof":
-        choose_lift(cfg, "pof")
+    choose_lift(cfg, request.param)
     stages = build_stages(cfg)
     out = {}
     for camera in DEMO_CAMERAS:
@@ -50,6 +50,7 @@ def demo_markers(config: dict[str, Any], request: pytest.FixtureRequest) -> dict
         out[camera] = np.array([p.data["markers_64"] for p in packets])
         for stage in stages:
             stage.reset()
+    out["lift"] = request.param
     return out
 
 
@@ -75,10 +76,13 @@ def test_bone_lengths_plausible_and_stable(demo_markers: dict, camera: str) -> N
             assert cv <= MAX_BONE_CV, f"{side}{bone} CV {cv:.3f}"
 
 
-@pytest.fixture(scope="module")
-def demo_angles(config: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Joint angles of every frame of every demo camera, default settings."""
-    stages = build_stages(config)
+@pytest.fixture(scope="module", params=["pof", "mediapipe"])
+def demo_angles(config: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Joint angles of every frame of every demo camera, default settings, with each lift
+    (``"lift"`` names it)."""
+    cfg = copy.deepcopy(config)
+    choose_lift(cfg, request.param)
+    stages = build_stages(cfg)
     out = {}
     for camera in DEMO_CAMERAS:
         out[camera] = np.array(
@@ -86,6 +90,7 @@ def demo_angles(config: dict[str, Any]) -> dict[str, np.ndarray]:
         )
         for stage in stages:
             stage.reset()
+    out["lift"] = request.param
     return out
 
 
@@ -120,9 +125,9 @@ def test_every_joint_group_for_90_percent_of_frames(demo_angles: dict, camera: s
 
 
 # Known failure of the MediaPipe lift: on cam04 the left foot points away from the camera
-# and MediaPipe's depth tips it down (ankle -99 deg at p5). Kept as a strict xfail below so
-# the day a better lift fixes it, the test says so.
-KNOWN_LIFT_FAILURES = {("cam04", "ankle_l_flex_deg")}
+# and MediaPipe's depth tips it down (ankle -99 deg at p5); the POF lift gets it right.
+# Kept as a strict xfail below so the day MediaPipe's lift fixes it, the test says so.
+KNOWN_LIFT_FAILURES = {("mediapipe", "cam04", "ankle_l_flex_deg")}
 
 
 def assert_flexion_in_range(angles: np.ndarray, camera: str, column: str) -> None:
@@ -136,11 +141,13 @@ def assert_flexion_in_range(angles: np.ndarray, camera: str, column: str) -> Non
 @pytest.mark.parametrize("camera", DEMO_CAMERAS)
 def test_flexion_ranges_physiological(demo_angles: dict, camera: str) -> None:
     for column in FLEXION_RANGES:
-        if (camera, column) not in KNOWN_LIFT_FAILURES:
+        if (demo_angles["lift"], camera, column) not in KNOWN_LIFT_FAILURES:
             assert_flexion_in_range(demo_angles[camera], camera, column)
 
 
 @pytest.mark.xfail(strict=True, reason="MediaPipe foot depth on cam04 (see KNOWN_LIFT_FAILURES)")
-@pytest.mark.parametrize(("camera", "column"), sorted(KNOWN_LIFT_FAILURES))
+@pytest.mark.parametrize(
+    ("demo_angles", "camera", "column"), sorted(KNOWN_LIFT_FAILURES), indirect=["demo_angles"]
+)
 def test_known_lift_failures(demo_angles: dict, camera: str, column: str) -> None:
     assert_flexion_in_range(demo_angles[camera], camera, column)

@@ -193,7 +193,7 @@ def test_sigint_stops_within_2s_with_a_valid_trc(pingpong_video: Path, tmp_path:
     assert list((tmp_path / "tmp").glob("monomocap-run-*")) == [], "stale ipc run folder"
     trc = (tmp_path / "pingpong" / "pingpong_final.trc").read_text().splitlines()
     n_frames = int(trc[2].split("\t")[2])
-    assert n_frames > 30 and len(trc) == 6 + n_frames
+    assert n_frames >= 10 and len(trc) == 6 + n_frames  # ~3 s of a loaded machine
     assert all(len(line.split("\t")) == 2 + 64 * 3 for line in trc[6:])
 
 
