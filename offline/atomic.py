@@ -14,6 +14,16 @@ from types import TracebackType
 from typing import IO, Any
 
 
+def _read_umask() -> int:
+    """The process umask (only readable by setting it: done once, at import)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_read_umask()  # what open() would give a new file
+
+
 class AtomicFile:
     """A file written under a temporary name and renamed into place on commit."""
 
@@ -24,6 +34,7 @@ class AtomicFile:
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
         )
         self.tmp_path = Path(tmp)
+        os.chmod(fd, FILE_MODE)  # mkstemp makes 0600
         self.handle: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="")
 
     def commit(self) -> Path:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from offline.atomic import AtomicFile
 from offline.trc import TrcWriter
 
 
@@ -63,3 +66,13 @@ def test_trc_rejects_wrong_marker_count(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="expected"):
         writer.add(0.0, np.zeros((3, 3)))
     writer.discard()
+
+
+def test_output_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    """Atomic writes go through mkstemp (mode 0600); the final file is readable as any
+    file the user creates (mode 0666 minus the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    with AtomicFile(tmp_path / "out.txt") as f:
+        f.write("x")
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o666 & ~mask
