@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 import signal
 import tempfile
@@ -69,6 +70,10 @@ class Supervisor:
     def __post_init__(self) -> None:
         self._run_dir = Path(tempfile.mkdtemp(prefix="monomocap-run-"))
         self.graph: Graph = plan_graph(self.config, self._run_dir)
+        # One BLAS thread per process: each stage's matrices are tiny, and on a saturated
+        # machine OpenBLAS's extra threads only fight the other stages (bench/bench_live.py).
+        # The forkserver starts later and inherits this before it imports numpy.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
         self._stages: dict[str, BaseProcess] = {}
