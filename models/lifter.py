@@ -19,11 +19,10 @@ from models.skeleton import limb_vectors, unit
 
 @dataclass
 class LiftedFrame:
-    """Camera-frame joints (J, 3) and the orientations that made them (L, 3)."""
+    """Camera-frame joints (J, 3) and the network's orientations (L, 3) behind them."""
 
     joints: np.ndarray
-    network: np.ndarray  # the network's orientations after the depth-sign fix
-    target: np.ndarray  # what the solve used: fused with MediaPipe where weights exist
+    network: np.ndarray  # after the depth-sign fix, before any fusion with MediaPipe
 
 
 def lift_frame(
@@ -42,4 +41,4 @@ def lift_frame(
     if net.pof_weight is not None and np.isfinite(mediapipe_world).all():
         target = fuse(network, unit(limb_vectors(mediapipe_world)), net.pof_weight)
     joints = solve(uv, vis >= vis_min, K, target, bones)
-    return LiftedFrame(joints, network, target)
+    return LiftedFrame(joints, network)

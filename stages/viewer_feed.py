@@ -36,6 +36,17 @@ class FeedUpdate:
     def __bool__(self) -> bool:
         return bool(self.markers or self.angles or self.status or self.preview)
 
+    def add(self, topic: str, payload: dict[str, Any]) -> None:
+        """File one published message under its topic (others are ignored)."""
+        if topic == "pose.markers":
+            self.markers.append(payload)
+        elif topic == "pose.angles":
+            self.angles.append(payload)
+        elif topic == "pose.status":
+            self.status = payload
+        elif topic == "pose.preview":
+            self.preview = payload
+
 
 class StreamFeed:
     """Subscribes to the engine's ``pose.*`` topics and asks its control socket once."""
@@ -58,15 +69,7 @@ class StreamFeed:
             message = self._subscriber.recv(timeout_s=0)
             if message is None:
                 break
-            topic, payload = message
-            if topic == "pose.markers":
-                update.markers.append(payload)
-            elif topic == "pose.angles":
-                update.angles.append(payload)
-            elif topic == "pose.status":
-                update.status = payload
-            elif topic == "pose.preview":
-                update.preview = payload
+            update.add(*message)
         return update
 
     def _ask_schema(self) -> None:

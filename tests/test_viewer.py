@@ -213,14 +213,7 @@ class ListFeed:
 
         update = FeedUpdate()
         for topic, message in self.pending:
-            if topic == "pose.markers":
-                update.markers.append(message)
-            elif topic == "pose.angles":
-                update.angles.append(message)
-            elif topic == "pose.status":
-                update.status = message
-            elif topic == "pose.preview":
-                update.preview = message
+            update.add(topic, message)
         self.pending = []
         return update
 
