@@ -43,6 +43,10 @@ BODY = {
 BODY_JOINTS = ("Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "BigToe")
 
 
+class MocapError(FileNotFoundError):
+    """The motion-capture folder is missing or holds no clips; the message says where."""
+
+
 @dataclass
 class Clip:
     """One mocap clip on the lifter's joints: (T, 17, 3) metres, world Y-up, 30 fps."""
@@ -118,8 +122,15 @@ def fit_heel(clips: list[Path]) -> tuple[float, float]:
 def load_clips(root: Path = MOCAP_DIR, adapt: bool = True) -> list[Clip]:
     """Every clip of the folder on the lifter's joints (``adapt``: MediaPipe-like hips and
     shoulders, models/landmark_offsets.py)."""
+    paths = sorted(Path(root).glob("*.npz"))
+    if not paths:
+        what = "holds no .npz clips" if Path(root).is_dir() else "does not exist"
+        raise MocapError(
+            f"motion-capture folder {root} {what}: training and evaluation need the CMU "
+            "clips there (see models/README.md)"
+        )
     clips = []
-    for path in sorted(root.glob("*.npz")):
+    for path in paths:
         d = np.load(path)
         skel = str(d["skeleton"])
         joints = to_lifter_joints(d["joints"].astype(np.float64), list(d["joint_names"]), skel)

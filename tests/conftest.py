@@ -8,8 +8,40 @@ from typing import Any
 import cv2
 import pytest
 
+from models.mocap import MOCAP_DIR
 from stream.config import load_config
 from tests.data import demo_video
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full-mocap",
+        action="store_true",
+        help=f"also run the tests that need the full motion-capture set ({MOCAP_DIR})",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "full_mocap: needs the full motion-capture set; runs with --full-mocap"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--full-mocap"):
+        return
+    skip = pytest.mark.skip(
+        reason=f"needs the full motion-capture set in {MOCAP_DIR}; run with --full-mocap"
+    )
+    for item in items:
+        if "full_mocap" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def full_mocap_dir() -> Path:
+    """The full CMU set; asked for only by ``full_mocap`` tests, so it must be there."""
+    return MOCAP_DIR
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,9 @@
-"""Where the tests' real inputs live: the Pose2Sim demo videos and the CMU mocap folder."""
+"""Where the tests' real inputs live: the Pose2Sim demo videos and motion-capture clips.
+
+The suite carries its own small CMU fixture (``tests/data/mocap``, made by
+``tests/make_mocap_fixture.py``); the full set (``../shared/data/mocap``) is read only by the
+few tests marked ``full_mocap``, which run with ``pytest --full-mocap``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import importlib.resources
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-MOCAP_DIR = REPO.parent / "shared" / "data" / "mocap"
+MOCAP_FIXTURE_DIR = REPO / "tests" / "data" / "mocap"
 DEMO_CAMERAS = ("cam01", "cam02", "cam03", "cam04")
 
 

@@ -15,7 +15,7 @@ from stages.marker_sets import (
     indices,
 )
 from stream.packet import Packet
-from tests.data import MOCAP_DIR
+from tests.data import MOCAP_FIXTURE_DIR
 
 FPS = 30.0
 TOLERANCE_M = 1e-5
@@ -104,7 +104,7 @@ def synthetic_walk(n_frames: int, speed: float = 1.2, phase: float = 0.0) -> np.
 
 def cmu_markers(path: str) -> np.ndarray:
     """The 21 markers from a ``cmu_asf31`` clip; heels and small toes are approximated."""
-    clip = np.load(MOCAP_DIR / path)
+    clip = np.load(MOCAP_FIXTURE_DIR / path)
     assert str(clip["skeleton"]) == "cmu_asf31"
     j = {
         name: clip["joints"][:, k].astype(np.float64) for k, name in enumerate(clip["joint_names"])
@@ -140,8 +140,6 @@ def assert_matches_onnx(
 
 
 def test_stepping_matches_onnx_on_real_mocap(config, models) -> None:
-    if not MOCAP_DIR.is_dir():
-        pytest.skip(f"motion-capture folder {MOCAP_DIR} is absent")
     frames = cmu_markers("cmu_002_05.npz")[:400]  # punch/strike: arms and stepping
     error = assert_matches_onnx(frames, config, models)
     print(f"max |stepped - onnxruntime| on real mocap: {error:.2e} m")

@@ -9,11 +9,14 @@ from models.mocap import load_clips, split
 from models.pairs import PairGenerator
 from models.pof_solver import bone_lengths, correct_z_sign, solve, solve_reference
 from models.skeleton import N_JOINTS, J, limb_vectors, unit
+from tests.data import MOCAP_FIXTURE_DIR
 
 
 @pytest.fixture(scope="module")
 def frames():
-    b = PairGenerator(split(load_clips())[1], seq_len=2, augment=False, seed=7).sample(8)
+    b = PairGenerator(
+        split(load_clips(MOCAP_FIXTURE_DIR))[1], seq_len=2, augment=False, seed=7
+    ).sample(8)
     return b.joints_cam[:, 0], b.uv_clean[:, 0], b.K
 
 

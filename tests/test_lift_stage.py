@@ -18,6 +18,7 @@ from stages.intrinsics import focal_length_px
 from stages.lift import PofLift
 from stream.cli import LIFT_STAGE, choose_lift
 from stream.packet import Packet
+from tests.data import MOCAP_FIXTURE_DIR
 
 SIZE = (1280, 720)
 
@@ -52,7 +53,7 @@ def constant_model(path: Path, pof: np.ndarray) -> None:
 
 def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A held-out mocap pose seen by a 60-degree camera: camera-frame joints, K, pixels."""
-    pose = split(load_clips())[1][0].joints[10].astype(np.float64)
+    pose = split(load_clips(MOCAP_FIXTURE_DIR))[1][0].joints[10].astype(np.float64)
     eye = pose[HIPS].mean(0) + [1.0, 0.3, 3.5]
     R = look_at(eye[None], pose[HIPS].mean(0)[None], np.zeros(1))[0]
     cam = (pose - eye) @ R.T

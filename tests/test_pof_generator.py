@@ -11,9 +11,18 @@ from models.camera import Cameras, look_at, project
 from models.corruption import NoiseModel, corrupt, markov_runs, person_scale
 from models.features import window_features
 from models.landmark_offsets import OFFSETS, TARGET, apply_offsets, ratios
-from models.mocap import HEEL_ALONG, HEEL_DOWN, VALIDATION_SUBJECTS, heel_basis, load_clips, split
+from models.mocap import (
+    HEEL_ALONG,
+    HEEL_DOWN,
+    VALIDATION_SUBJECTS,
+    MocapError,
+    heel_basis,
+    load_clips,
+    split,
+)
 from models.pairs import PairGenerator
 from models.skeleton import N_JOINTS, J, limb_vectors, unit
+from tests.data import MOCAP_FIXTURE_DIR
 
 CLEAN = NoiseModel(
     sigma=np.zeros(N_JOINTS), outlier_p=0, swap_p=0, dropout_p=0, outside_dropout_p=0
@@ -22,18 +31,34 @@ CLEAN = NoiseModel(
 
 @pytest.fixture(scope="module")
 def clips():
-    return load_clips()
+    return load_clips(MOCAP_FIXTURE_DIR)
 
 
 def test_split_keeps_subjects_on_one_side(clips) -> None:
     train, val = split(clips)
-    assert {c.subject for c in val} == VALIDATION_SUBJECTS
+    assert train and val, "the fixture has clips on both sides of the split"
+    assert {c.subject for c in val} <= VALIDATION_SUBJECTS
     assert not {c.subject for c in train} & {c.subject for c in val}
+
+
+@pytest.mark.full_mocap
+def test_split_holds_out_a_tenth_of_the_full_set(full_mocap_dir) -> None:
+    clips = load_clips(full_mocap_dir)
+    train, val = split(clips)
+    assert {c.subject for c in val} == VALIDATION_SUBJECTS
     assert 0.09 < sum(len(c.joints) for c in val) / sum(len(c.joints) for c in clips) < 0.12
+
+
+def test_load_clips_names_a_missing_or_empty_folder(tmp_path) -> None:
+    with pytest.raises(MocapError, match="does not exist"):
+        load_clips(tmp_path / "absent")
+    with pytest.raises(MocapError, match="holds no .npz clips"):
+        load_clips(tmp_path)
 
 
 def test_heel_model_reproduces_measured_heels(clips) -> None:
     dm = [c for c in clips if c.skeleton == "deepmimic_humanoid_fixed"][:5]
+    assert len(dm) == 5, "the fixture carries five DeepMimic clips (the layout with heels)"
     for clip in dm:
         j = clip.joints.astype(np.float64)
         for side in "LR":
@@ -107,13 +132,37 @@ def test_window_features_look_back_and_pad_at_track_start() -> None:
     np.testing.assert_array_equal(out[1, 3, 0], feats[1, [2, 2, 3], 0].ravel())
 
 
-def test_landmark_offsets_give_mediapipe_proportions(clips) -> None:
-    """Every mocap layout ends up with MediaPipe's hip width, trunk and shoulder ratios."""
-    for layout in OFFSETS:
-        joints = np.concatenate([c.joints for c in clips if c.skeleton == layout])[::5]
-        got = ratios(joints.astype(np.float64))
+def layout_ratios(clips: list) -> dict[str, dict[str, float]]:
+    """Hip width, trunk and shoulder ratios per skeleton layout, every 5th frame."""
+    assert clips, "no clips to measure"
+    layouts = {c.skeleton for c in clips}
+    return {
+        layout: ratios(
+            np.concatenate([c.joints for c in clips if c.skeleton == layout])[::5].astype(float)
+        )
+        for layout in layouts
+    }
+
+
+def test_landmark_offsets_move_every_layout_to_mediapipe_proportions(clips) -> None:
+    """On the fixture: every layout moves toward MediaPipe's proportions, and the layouts
+    with one fixed body (all but the actors' own CMU skeletons) reach them within 3%."""
+    adapted = layout_ratios(clips)
+    raw = layout_ratios(load_clips(MOCAP_FIXTURE_DIR, adapt=False))
+    assert set(adapted) == set(OFFSETS), "the fixture has every layout"
+    for layout, got in adapted.items():
+        for key, want in TARGET.items():
+            assert abs(got[key] - want) < abs(raw[layout][key] - want), (layout, key)
+            if layout != "cmu_asf31":
+                assert got[key] == pytest.approx(want, rel=0.03), (layout, key)
+    raw_clip = load_clips(MOCAP_FIXTURE_DIR, adapt=False)[0].joints.astype(np.float64)
+    moved = apply_offsets(raw_clip, (0.0, 0.0, 0.0))
+    np.testing.assert_array_equal(moved, raw_clip)  # zero offsets change nothing
+
+
+@pytest.mark.full_mocap
+def test_landmark_offsets_give_mediapipe_proportions(full_mocap_dir) -> None:
+    """Over the full set (what the offsets were fitted to): every layout within 2%."""
+    for layout, got in layout_ratios(load_clips(full_mocap_dir)).items():
         for key, want in TARGET.items():
             assert got[key] == pytest.approx(want, rel=0.02), (layout, key)
-    raw = load_clips(adapt=False)[0].joints.astype(np.float64)
-    moved = apply_offsets(raw, (0.0, 0.0, 0.0))
-    np.testing.assert_array_equal(moved, raw)  # zero offsets change nothing

@@ -15,13 +15,14 @@ from models.pairs import PairGenerator  # noqa: E402
 from models.pof_net import TemporalSemGCN, build  # noqa: E402
 from models.pof_onnx import PofOnnx  # noqa: E402
 from models.train import loss_fn, unroll  # noqa: E402
+from tests.data import MOCAP_FIXTURE_DIR  # noqa: E402
 
 WINDOW = 3
 
 
 @pytest.fixture(scope="module")
 def clips():
-    return split(load_clips())[0]
+    return split(load_clips(MOCAP_FIXTURE_DIR))[0]
 
 
 @pytest.fixture(scope="module")
