@@ -15,14 +15,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from stream.cli import OneLineParser, add_pipeline_flags, config_from_args, quiet_native_logs
-
-quiet_native_logs()
-
-from stages.capture import classify_source  # noqa: E402
-from stages.viewer import NO_DISPLAY, display_available  # noqa: E402
-from stream.config import ConfigError  # noqa: E402
-from stream.supervisor import LiveOptions, PipelineError, run_live  # noqa: E402
+from stages.capture import classify_source
+from stages.viewer import NO_DISPLAY, display_available
+from stream.cli import OneLineParser, add_pipeline_flags, config_from_args
+from stream.config import ConfigError
+from stream.native_stderr import filter_native_chatter
+from stream.supervisor import LiveOptions, PipelineError, run_live
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.verbose:
+        filter_native_chatter()
     if args.duration is not None and args.duration <= 0:
         print("error: --duration must be positive (seconds)", file=sys.stderr)
         return 2

@@ -15,15 +15,13 @@ import importlib.resources
 import sys
 from pathlib import Path
 
-from stream.cli import OneLineParser, add_pipeline_flags, config_from_args, quiet_native_logs
-
-quiet_native_logs()
-
-from offline.runner import NoPersonError, process_video  # noqa: E402
-from stages.capture import SourceError  # noqa: E402
-from stages.viewer import replay_trc  # noqa: E402
-from stream.config import ConfigError  # noqa: E402
-from stream.pipeline import StageError  # noqa: E402
+from offline.runner import NoPersonError, process_video
+from stages.capture import SourceError
+from stages.viewer import replay_trc
+from stream.cli import OneLineParser, add_pipeline_flags, config_from_args
+from stream.config import ConfigError
+from stream.native_stderr import filter_native_chatter
+from stream.pipeline import StageError
 
 DEMO_VIDEO = "Demo_SinglePerson/videos/cam01.mp4"
 
@@ -52,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.verbose:
+        filter_native_chatter()
     if args.view is not None:
         return replay_trc(args.view)
     videos = [*args.videos, *args.video] + ([demo_video()] if args.demo else [])

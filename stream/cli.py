@@ -7,18 +7,11 @@ keys the same way and report bad values the same way: one ``error:`` line.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any, NoReturn
 
 from stages.intrinsics import read_calibration
 from stream.config import ConfigError, load_config, with_overrides
-
-
-def quiet_native_logs() -> None:
-    """Silence MediaPipe's C++ log chatter (set before mediapipe is imported)."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -77,6 +70,9 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera-pof", action="store_true", help="same as --lift pof")
     p.add_argument("--pof-model", type=Path, help="ONNX model of the lifter (implies --lift pof)")
     p.add_argument("--config", type=Path, help="configuration file (default: config.toml)")
+    p.add_argument(
+        "--verbose", action="store_true", help="also show MediaPipe's native log messages"
+    )
 
 
 def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> dict:
