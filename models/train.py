@@ -100,7 +100,7 @@ def main() -> None:
     ap.add_argument("--val-batches", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=Path("/tmp/pof_runs/run"))
+    ap.add_argument("--out", type=Path, default=Path("runs/pof"))
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)

@@ -80,7 +80,7 @@ class ChatterFilter:
 def filter_native_chatter() -> None:
     """Route fd 2 (inherited by child processes) through the chatter filter."""
     global _installed_by
-    if _installed_by is not None:
+    if _installed_by is not None or not hasattr(os, "fork"):  # Windows: no filter
         return
     stderr_r, stderr_w = os.pipe()
     done_r, done_w = os.pipe()
