@@ -198,14 +198,26 @@ def test_a_network_address_needs_curve_keys_or_insecure(tmp_path: Path) -> None:
     assert "video not found" in err, "past the endpoint check"
 
 
-def test_a_bad_keys_folder_is_one_error_line(tmp_path: Path) -> None:
-    result = run_live("--source", tmp_path / "missing.mp4", "--curve-keys", tmp_path / "none")
+@pytest.mark.parametrize("case", ["no folder", "no server keys", "garbage client key"])
+def test_a_bad_keys_folder_is_one_error_line(tmp_path: Path, case: str) -> None:
+    folder = tmp_path / "keys"
+    if case == "no server keys":
+        folder.mkdir()
+    if case == "garbage client key":
+        generate(folder)
+        (folder / "clients" / "bob.key").write_text("public-key = not a key\n")
+    result = run_live("--source", tmp_path / "missing.mp4", "--curve-keys", folder)
     _, err = result.communicate(timeout=120)
     assert result.returncode == 2 and "Traceback" not in err
-    assert err.splitlines() == [
-        f"error: CURVE keys folder not found: {tmp_path / 'none'} (create it with "
-        f"`uv run python -m transports.keys generate {tmp_path / 'none'}`)"
-    ]
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    words = {
+        "no folder": f"CURVE keys folder not found: {folder}",
+        "no server keys": f"no server keys in: {folder}",
+        "garbage client key": f"{folder / 'clients' / 'bob.key'} holds a malformed key",
+    }[case]
+    assert words in err, err
+    if case != "garbage client key":
+        assert f"`uv run python -m transports.keys generate {folder}`" in err
 
 
 def test_live_run_with_curve_keys_serves_only_known_clients(

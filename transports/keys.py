@@ -55,12 +55,14 @@ class ServerKeys:
     @classmethod
     def load(cls, folder: str | Path) -> ServerKeys:
         folder = Path(folder)
-        if not folder.is_dir():
+        secret_file = folder / f"{SERVER}.key_secret"
+        if not secret_file.is_file():
+            what = "CURVE keys folder not found" if not folder.is_dir() else "no server keys in"
             raise KeysError(
-                f"CURVE keys folder not found: {folder} (create it with "
+                f"{what}: {folder} (create them with "
                 f"`uv run python -m transports.keys generate {folder}`)"
             )
-        public, secret = _load_pair(folder / f"{SERVER}.key_secret")
+        public, secret = _load_pair(secret_file)
         clients_dir = folder / CLIENTS
         clients = []
         if clients_dir.is_dir():
