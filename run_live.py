@@ -6,7 +6,8 @@ Examples:
     uv run run_live.py --source 0                           # webcam 0, until Ctrl-C
     uv run run_live.py --source walk.mp4 --stats            # a file played at its frame rate
     uv run run_live.py --source walk.mp4 --record out/ --lossless --no-viewer
-    uv run python transports/example_subscriber.py          # in another terminal
+    uv run python -m transports.example_subscriber          # in another terminal
+    uv run run_live.py --source 0 --publish tcp://0.0.0.0:5555 --curve-keys keys/  # network
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from stages.capture import classify_source
 from stages.viewer import NO_DISPLAY, display_available
-from stream.cli import OneLineParser, add_pipeline_flags, config_from_args
+from stream.cli import OneLineParser, add_pipeline_flags, check_public_endpoints, config_from_args
 from stream.config import ConfigError
 from stream.native_stderr import filter_native_chatter
 from stream.supervisor import LiveOptions, PipelineError, run_live
@@ -42,6 +43,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-viewer", action="store_true", help="headless: no window")
     p.add_argument("--publish", help="public stream endpoint (default tcp://127.0.0.1:5555)")
     p.add_argument("--control", help="control socket endpoint (default tcp://127.0.0.1:5556)")
+    p.add_argument(
+        "--curve-keys",
+        type=Path,
+        metavar="DIR",
+        help="encrypt the stream and control socket and admit only the client keys in "
+        "DIR/clients (CURVE; create with: uv run python -m transports.keys generate DIR)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow --publish/--control on a non-loopback address without --curve-keys",
+    )
     p.add_argument("--record", type=Path, help="write TRC/CSV files into this folder")
     p.add_argument("--stats", action="store_true", help="print latency percentiles at the end")
     p.add_argument("--stats-json", type=Path, help="write the run's latency figures as JSON")
@@ -57,18 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --duration must be positive (seconds)", file=sys.stderr)
         return 2
     try:
-        viewer = {"detect.preview": True, "viewer.record_dir": args.record and str(args.record)}
-        config = config_from_args(
-            args,
-            {
-                "live.publish": args.publish,
-                "live.control": args.control,
-                **({} if args.no_viewer else viewer),
-            },
-        )
+        config = config_from_args(args, {} if args.no_viewer else {"detect.preview": True})
+        warnings = check_public_endpoints(config, args.insecure)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     if not args.no_viewer and not display_available():
         print(f"error: {NO_DISPLAY}: run with --no-viewer", file=sys.stderr)
         return 2

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no video given: pass VIDEO paths or --demo (see --help)", file=sys.stderr)
         return 2
     try:
-        config = config_from_args(args, {"output.dir": str(args.output) if args.output else None})
+        config = config_from_args(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,9 @@ when the owner calls ``publish_status``, and ``pose.preview`` (a small JPEG of t
 the 2D landmarks in its pixels) for frames that carry one, i.e. only while the live viewer
 is attached (``[detect] preview``). PUB never blocks: a subscriber that stalls only
 loses its own messages once its queue (``SNDHWM``) is full, the pipeline and the other
-subscribers are not slowed. Binds to 127.0.0.1 unless configured otherwise.
+subscribers are not slowed. Binds to 127.0.0.1 unless configured otherwise; with
+``security`` options (``transports.keys.CurveServer``) the stream is encrypted and only
+known client keys may subscribe.
 """
 
 from __future__ import annotations
@@ -26,14 +28,17 @@ class StreamPublisher(Sink):
 
     name = "publish"
 
-    def __init__(self, endpoint: str | None = None) -> None:
+    def __init__(
+        self, endpoint: str | None = None, security: Mapping[int, int | bytes] | None = None
+    ) -> None:
         self.endpoint = endpoint
+        self._security = security
         self._publisher: Publisher | None = None
 
     def setup(self, config: Mapping[str, Any]) -> None:
         if self.endpoint is None:
             self.endpoint = config.get("live", {}).get("publish", "tcp://127.0.0.1:5555")
-        self._publisher = Publisher(self.endpoint, hwm=SUBSCRIBER_QUEUE)
+        self._publisher = Publisher(self.endpoint, hwm=SUBSCRIBER_QUEUE, security=self._security)
 
     def _send(self, topic: str, payload: dict[str, Any]) -> None:
         assert self._publisher is not None, "setup() first"

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from offline.trc import TrcError, read_trc
+from transports.keys import ServerKeys
 
 NO_DISPLAY = "no display available for the viewer (DISPLAY is not set or not reachable)"
 EXIT_NO_DISPLAY = 5
@@ -102,7 +103,9 @@ def run_viewer(
     from stages.viewer_feed import StreamFeed
     from stages.viewer_window import LiveWindow
 
-    feed = StreamFeed(_connectable(publish), _connectable(control))
+    keys = config["live"].get("curve_keys")  # with CURVE, the window uses the server's keys
+    security = ServerKeys.load(keys).as_client().options() if keys else None
+    feed = StreamFeed(_connectable(publish), _connectable(control), security=security)
     window = LiveWindow(feed, config, on_quit=application.quit)
     signal.signal(signal.SIGTERM, lambda signum, frame: window.request_quit())
     window.start()

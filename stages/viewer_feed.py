@@ -10,6 +10,7 @@ on a fresh socket if the engine did not answer in time (it may still be starting
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,9 +52,19 @@ class FeedUpdate:
 class StreamFeed:
     """Subscribes to the engine's ``pose.*`` topics and asks its control socket once."""
 
-    def __init__(self, publish: str, control: str, context: zmq.Context | None = None) -> None:
+    def __init__(
+        self,
+        publish: str,
+        control: str,
+        context: zmq.Context | None = None,
+        security: Mapping[int, int | bytes] | None = None,
+    ) -> None:
+        """``security``: CURVE client options (``transports.keys.ClientKeys.options``)."""
         self._context = context or zmq.Context.instance()
-        self._subscriber = Subscriber(publish, TOPICS, context=self._context)
+        self._security = dict(security or {})
+        self._subscriber = Subscriber(
+            publish, TOPICS, context=self._context, security=self._security
+        )
         self._subscriber.socket.rcvhwm = RECEIVE_QUEUE
         self._control = control
         self._request: zmq.Socket | None = None
@@ -86,6 +97,8 @@ class StreamFeed:
         self._close_request()
         self._request = self._context.socket(zmq.REQ)
         self._request.linger = 0
+        for option, value in self._security.items():
+            self._request.setsockopt(option, value)
         self._request.connect(self._control)
         self._asked_at = now
         try:

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from stages.intrinsics import read_calibration
-from stream.config import ConfigError, load_config, with_overrides
+from stream.config import DEFAULT_CONFIG, ConfigError, load_config, with_overrides
+from stream.config_schema import validate
+from transports.keys import CLIENTS, KeysError, ServerKeys, is_loopback
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -75,30 +77,46 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+# Config keys a command-line flag overrides (when given), named by that flag in errors.
+FLAGS = {
+    "subject.height": "--height",
+    "subject.mass": "--mass",
+    "markers.visibility_min": "--visibility-min",
+    "markers.estimate_missing": "--estimate-missing",
+    "markers.force_complete": "--force-complete",
+    "markers.fov_deg": "--fov",
+    "camera.calibration": "--calibration",
+    "camera.camera": "--calibration-camera",
+    "angles.compute_all": "--compute-all-joint-angles",
+    "angles.plot_all": "--plot-all-joint-angles",
+    "output.dir": "--output",
+    "live.publish": "--publish",
+    "live.control": "--control",
+    "live.curve_keys": "--curve-keys",
+    "viewer.record_dir": "--record",
+}
+
+
 def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> dict:
-    """``config.toml`` (or ``--config``) with the flags applied and checked."""
-    config = with_overrides(
-        load_config(args.config),
-        {
-            "subject.height": args.height,
-            "subject.mass": args.mass,
-            "markers.visibility_min": args.visibility_min,
-            "markers.estimate_missing": args.estimate_missing,
-            "markers.force_complete": args.force_complete,
-            "markers.fov_deg": args.fov,
-            "camera.calibration": args.calibration and str(args.calibration),
-            "camera.camera": args.calibration_camera,
-            "angles.compute_all": args.compute_all_joint_angles,
-            "angles.plot_all": args.plot_all_joint_angles,
-            **(extra or {}),
-        },
-    )
+    """``config.toml`` merged with ``--config`` and the flags, checked against the schema
+    (``stream/config_schema.py``) so a flag's value obeys the same rules as the file's."""
+    overrides = {key: _flag_value(args, flag) for key, flag in FLAGS.items()}
+    config = with_overrides(load_config(args.config), {**overrides, **(extra or {})})
     if args.lift == "mediapipe" and (args.camera_pof or args.pof_model):
         raise ConfigError("--lift mediapipe contradicts --camera-pof / --pof-model: pick one")
     if args.lift or args.camera_pof or args.pof_model:
         choose_lift(config, "mediapipe" if args.lift == "mediapipe" else "pof", args.pof_model)
-    check_values(config)
+    given = {key: flag for key, flag in FLAGS.items() if overrides[key] is not None}
+    validate(config, str(args.config or DEFAULT_CONFIG.name), flags=given)
+    check_calibration(config["camera"])
     return config
+
+
+def _flag_value(args: argparse.Namespace, flag: str) -> Any:
+    """The value of ``--flag`` (None when not given or not a flag of this program);
+    paths as strings, as the config file has them."""
+    value = getattr(args, flag.removeprefix("--").replace("-", "_"), None)
+    return str(value) if isinstance(value, Path) else value
 
 
 def choose_lift(config: dict[str, Any], method: str, model: Path | None = None) -> None:
@@ -113,21 +131,7 @@ def choose_lift(config: dict[str, Any], method: str, model: Path | None = None) 
     if model is not None:
         if not model.is_file():
             raise ConfigError(f"--pof-model: file not found: {model}")
-        config.setdefault("lift", {})["model"] = str(model.resolve())
-
-
-def check_values(config: dict[str, Any]) -> None:
-    """Reject values that would silently give nonsense."""
-    checks = [
-        ("--height", config["subject"]["height"], 0.5, 2.6, "m"),
-        ("--mass", config["subject"]["mass"], 10.0, 300.0, "kg"),
-        ("--visibility-min", config["markers"]["visibility_min"], 0.0, 1.0, ""),
-        ("--fov", config["markers"]["fov_deg"], 10.0, 170.0, "deg"),
-    ]
-    for flag, value, low, high, unit in checks:
-        if not low <= float(value) <= high:
-            raise ConfigError(f"{flag} must be between {low} and {high} {unit}, got {value}")
-    check_calibration(config.setdefault("camera", {}))
+        config["lift"]["model"] = str(model.resolve())
 
 
 def check_calibration(camera: dict[str, Any]) -> None:
@@ -142,3 +146,33 @@ def check_calibration(camera: dict[str, Any]) -> None:
         read_calibration(Path(camera["calibration"]), camera.get("camera") or None)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def check_public_endpoints(config: dict[str, Any], insecure: bool) -> list[str]:
+    """Load the CURVE keys now, so a bad folder fails before any process starts; refuse a
+    publish/control endpoint other hosts can reach unless it has CURVE or ``--insecure``.
+    Returns the warning lines to print."""
+    live = config["live"]
+    if live["curve_keys"]:
+        live["curve_keys"] = str(Path(live["curve_keys"]).resolve())
+        try:
+            keys = ServerKeys.load(live["curve_keys"])
+        except KeysError as exc:
+            raise ConfigError(str(exc)) from None
+        if not keys.clients:
+            clients = Path(live["curve_keys"]) / CLIENTS
+            return [f"warning: no client keys in {clients}: only this host's viewer can connect"]
+        return []
+    exposed = [live[key] for key in ("publish", "control") if not is_loopback(live[key])]
+    if not exposed:
+        return []
+    if not insecure:
+        raise ConfigError(
+            f"{exposed[0]} can be reached from other hosts: use --curve-keys DIR (keys from "
+            "`uv run python -m transports.keys generate DIR`), or --insecure to let anyone "
+            "on the network read the stream and use the control socket"
+        )
+    return [
+        f"warning: {' and '.join(exposed)} without authentication or encryption (--insecure): "
+        "anyone on the network can read the stream and use the control socket"
+    ]

@@ -30,6 +30,7 @@ from stream.pipeline import load_stage_class
 from stream.stats import LatencyStats
 from transports.codec import EndOfStream, unpack
 from transports.control import ControlServer
+from transports.keys import CurveServer
 from transports.queues import PacketReceiver, PacketSender
 
 POLL_S = 0.1  # how often idle loops look at their stop flag
@@ -154,7 +155,8 @@ def sink_main(
     become_child("sink")
     flag = _StopFlag()
     context = zmq.Context.instance()
-    publisher = StreamPublisher(graph.publish)
+    curve = CurveServer(context, config["live"].get("curve_keys"))  # no keys: plain
+    publisher = StreamPublisher(graph.publish, curve.options)
     publisher.setup(config)
     recorder = None
     if record_dir is not None:
@@ -186,7 +188,7 @@ def sink_main(
         }
 
     ports = {"publish": graph.publish, "control": graph.control}
-    control = ControlServer(context, graph.control, ports, status, angle_names)
+    control = ControlServer(context, graph.control, ports, status, angle_names, curve.options)
     interval = float(config["live"].get("status_interval_s", 1.0))
     ready.set()
     next_status = time.monotonic() + interval
@@ -226,6 +228,7 @@ def sink_main(
             _write_stats(stats_path, stats, status())
         control.close()
         publisher.close()
+        curve.close()
         receiver.close()
         events.close()
         context.term()  # waits (up to the sockets' linger) until the last status is out

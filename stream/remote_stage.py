@@ -16,9 +16,9 @@ import sys
 import threading
 from pathlib import Path
 
-from stream.cli import quiet_native_logs
 from stream.config import ConfigError, load_config
 from stream.graph import plan_graph
+from stream.native_stderr import filter_native_chatter
 from stream.processes import stage_main
 
 
@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", help="stage name, e.g. detect")
     parser.add_argument("--config", type=Path, help="configuration file (default config.toml)")
     parser.add_argument("--lossless", action="store_true", help="as run_live.py --lossless")
+    parser.add_argument("--verbose", action="store_true", help="as run_live.py --verbose")
     args = parser.parse_args(argv)
-    quiet_native_logs()
+    if not args.verbose:
+        filter_native_chatter()
     try:
         config = load_config(args.config)
         graph = plan_graph(config, Path("."))

@@ -5,6 +5,13 @@
     for topic, msg in client.messages(("pose.markers",)):
         print(msg["frame_index"], msg["markers"][19])   # Hip, metres
 
+With CURVE (``run_live.py --curve-keys DIR``) the client needs the engine's public key
+and a keypair of its own whose public half is in the engine's ``DIR/clients``::
+
+    keys = ClientKeys.load("server.key", "laptop.key_secret")
+    client = PoseClient("tcp://192.168.1.20:5555", "tcp://192.168.1.20:5556", keys)
+
+A client with a wrong or unknown key is refused silently: it receives nothing.
 Other languages need only ZeroMQ and msgpack: subscribe to ``pose.*`` on the publish
 endpoint, and send ``{"cmd": "schema"}`` (msgpack) to the control endpoint.
 """
@@ -17,6 +24,7 @@ from typing import Any
 import msgpack
 import zmq
 
+from transports.keys import ClientKeys
 from transports.queues import Subscriber
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5555"
@@ -30,15 +38,23 @@ class ControlTimeout(TimeoutError):
 class PoseClient:
     """Subscribe to the engine's stream and query its control socket."""
 
-    def __init__(self, publish: str = DEFAULT_PUBLISH, control: str = DEFAULT_CONTROL) -> None:
+    def __init__(
+        self,
+        publish: str = DEFAULT_PUBLISH,
+        control: str = DEFAULT_CONTROL,
+        keys: ClientKeys | None = None,
+    ) -> None:
         self.publish = publish
         self.control = control
+        self._security = keys.options() if keys is not None else {}
         self._context = zmq.Context.instance()
 
     def request(self, cmd: str, timeout_s: float = 2.0) -> dict[str, Any]:
         """Send ``{"cmd": cmd}`` to the control socket and return the reply map."""
         socket = self._context.socket(zmq.REQ)
         socket.linger = 0
+        for option, value in self._security.items():
+            socket.setsockopt(option, value)
         try:
             socket.connect(self.control)
             socket.send(msgpack.packb({"cmd": cmd}))
@@ -52,7 +68,9 @@ class PoseClient:
         self, topics: Sequence[str] = ("pose.",), timeout_s: float | None = None
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield ``(topic, payload)`` as they arrive; stop after ``timeout_s`` of silence."""
-        with Subscriber(self.publish, topics, context=self._context) as subscriber:
+        with Subscriber(
+            self.publish, topics, context=self._context, security=self._security
+        ) as subscriber:
             while True:
                 message = subscriber.recv(timeout_s)
                 if message is None:

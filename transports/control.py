@@ -4,12 +4,13 @@ Requests and replies are msgpack maps. ``{"cmd": "version"}``, ``"schema"``, ``"
 ``"angles"``, ``"ports"`` and ``"status"`` are answered with ``{"ok": true, ...}``; anything
 else (unknown command, garbage bytes, a message over ``MAX_REQUEST_BYTES``) gets
 ``{"ok": false, "error": "..."}`` and the server keeps serving. ZeroMQ itself drops peers
-that send more than ``MAX_MESSAGE_BYTES`` so a hostile client cannot exhaust memory.
+that send more than ``MAX_MESSAGE_BYTES`` so a hostile client cannot exhaust memory. With
+CURVE (``transports/keys.py``) only clients with a known key get an answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgpack
@@ -31,10 +32,14 @@ class ControlServer:
         ports: dict[str, str],
         status: Callable[[], dict[str, Any]],
         angle_names: tuple[str, ...] = (),
+        security: Mapping[int, int | bytes] | None = None,
     ) -> None:
+        """``security``: socket options such as ``CurveServer.options`` (transports/keys.py)."""
         self.socket = context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        for option, value in (security or {}).items():
+            self.socket.setsockopt(option, value)
         self.socket.bind(endpoint)
         self._ports = ports
         self._status = status

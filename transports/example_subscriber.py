@@ -1,15 +1,20 @@
 """Print what the engine publishes: run it beside ``run_live.py``.
 
 uv run python -m transports.example_subscriber [--publish tcp://127.0.0.1:5555]
+
+For an engine run with ``--curve-keys`` add ``--server-key DIR/server.key`` and
+``--client-key NAME.key_secret`` (see ``transports/keys.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
 from transports.client import DEFAULT_CONTROL, DEFAULT_PUBLISH, ControlTimeout, PoseClient
+from transports.keys import ClientKeys, KeysError
 
 
 def main() -> None:
@@ -17,13 +22,22 @@ def main() -> None:
     parser.add_argument("--publish", default=DEFAULT_PUBLISH)
     parser.add_argument("--control", default=DEFAULT_CONTROL)
     parser.add_argument("--count", type=int, default=0, help="stop after N messages (0: never)")
+    parser.add_argument("--server-key", type=Path, help="the engine's server.key (CURVE)")
+    parser.add_argument("--client-key", type=Path, help="this client's NAME.key_secret (CURVE)")
     args = parser.parse_args()
-    client = PoseClient(args.publish, args.control)
+    if (args.server_key is None) != (args.client_key is None):
+        raise SystemExit("error: CURVE needs both --server-key and --client-key")
+    try:
+        keys = ClientKeys.load(args.server_key, args.client_key) if args.server_key else None
+    except KeysError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    client = PoseClient(args.publish, args.control, keys)
     try:
         names = client.request("schema")["schema"]
         markers, angles = names["markers"], names["angles"]
     except ControlTimeout as exc:
-        raise SystemExit(f"error: {exc}; start run_live.py first") from None
+        hint = " and is this client's public key in its clients/ folder" if keys else ""
+        raise SystemExit(f"error: {exc}: is run_live.py running{hint}?") from None
     print(f"{len(markers)} markers, {len(angles)} angles; waiting for frames (Ctrl-C to stop)")
     hip = markers.index("Hip")
     topics = ("pose.markers", "pose.angles", "pose.status")  # not the viewer's pose.preview

@@ -45,7 +45,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -114,7 +114,7 @@ class _Endpoint:
         socket_type: int,
         endpoint: str,
         bind: bool,
-        options: dict[int, int],
+        options: Mapping[int, int | bytes],
         context: zmq.Context | None,
         watch_peers: bool = False,
     ) -> None:
@@ -387,8 +387,10 @@ class Publisher(_Endpoint):
         *,
         hwm: int = 100,
         context: zmq.Context | None = None,
+        security: Mapping[int, int | bytes] | None = None,
     ) -> None:
-        options = {zmq.LINGER: _SENDER_LINGER_MS, zmq.SNDHWM: hwm}
+        """``security``: socket options such as ``CurveServer.options`` (transports/keys.py)."""
+        options = {zmq.LINGER: _SENDER_LINGER_MS, zmq.SNDHWM: hwm, **(security or {})}
         super().__init__(zmq.PUB, endpoint, True, options, context)
 
     def send(self, topic: str, payload: Any) -> None:
@@ -405,8 +407,11 @@ class Subscriber(_Endpoint):
         topics: Iterable[str] = ("",),
         *,
         context: zmq.Context | None = None,
+        security: Mapping[int, int | bytes] | None = None,
     ) -> None:
-        super().__init__(zmq.SUB, endpoint, False, {zmq.LINGER: 0}, context)
+        """``security``: socket options such as ``ClientKeys.options()`` (transports/keys.py)."""
+        options = {zmq.LINGER: 0, **(security or {})}
+        super().__init__(zmq.SUB, endpoint, False, options, context)
         for topic in topics:
             self.socket.subscribe(topic.encode())
 
