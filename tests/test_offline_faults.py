@@ -61,7 +61,7 @@ def test_full_disk_is_one_error_line_and_leaves_nothing(small_disk: Path) -> Non
     out = small_disk / "out"
     result = run_offline("--demo", "--output", out)
     assert_one_error_nothing_left(result, "No space left on device", out)
-    assert f"cannot write {out / 'cam01'}" in error_lines(result)[0]
+    assert error_lines(result)[0].startswith(f"error: cannot write {out / 'cam01'}/cam01_")
 
 
 def test_file_size_limit_is_one_error_line_and_leaves_nothing(tmp_path: Path) -> None:
@@ -76,6 +76,7 @@ def test_file_size_limit_is_one_error_line_and_leaves_nothing(tmp_path: Path) ->
         cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=limit,
     )  # fmt: skip
     assert_one_error_nothing_left(result, "File too large", out)
+    assert error_lines(result)[0].startswith(f"error: cannot write {out / 'cam01'}/cam01_")
 
 
 def test_output_folder_under_a_regular_file(tmp_path: Path) -> None:
