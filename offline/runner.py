@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.capture import SourceError, VideoSource
-from stages.record import Recorder
+from stages.record import Recorder, file_stem
 from stream.pipeline import build_stages, run_inline
 from stream.stage import Stage
 
@@ -40,7 +40,7 @@ def output_dirs(videos: Sequence[Path], output_dir: Path) -> list[Path]:
     absolute = [Path(os.path.abspath(v)) for v in videos]
     common = Path(os.path.commonpath([p.parent for p in absolute])) if absolute else Path()
     dirs = [Path(output_dir) / p.parent.relative_to(common) for p in absolute]
-    finals = [Recorder(d).folder(p.stem) for d, p in zip(dirs, absolute, strict=True)]
+    finals = [d / file_stem(p.stem) for d, p in zip(dirs, absolute, strict=True)]
     for i, (video, final) in enumerate(zip(videos, finals, strict=True)):
         for other, other_final in zip(videos[:i], finals[:i], strict=True):
             if final == other_final or other_final in final.parents or final in other_final.parents:

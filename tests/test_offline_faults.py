@@ -14,10 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from offline.atomic import AtomicFile, AtomicFolder, remove_stale_temporaries
 from offline.runner import OutputLayoutError, output_dirs
+from stages.record import LiveRecorder
+from stream.packet import Packet
 from tests.data import REPO, demo_video
 from tests.test_live import LiveRun
 from tests.test_offline_cli import error_lines, run_offline
@@ -269,3 +272,39 @@ def test_live_recording_that_cannot_write_stops_while_publishing_goes_on(
     assert errors[0].startswith(f"error: recording stopped: cannot write {blocker / 'live'}")
     assert json.loads(stats.read_text())["published"] == 600  # every frame, none lost
     assert sorted(tmp_path.iterdir()) == [blocker, stats]
+
+
+def test_live_recorder_stops_when_the_disk_fills_mid_recording(
+    small_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sink's recorder on a real full disk: frames keep flowing through it, one error
+    line, the partial recording removed."""
+    recorder = LiveRecorder(small_disk / "live")
+    rng = np.random.default_rng(0)
+
+    def packet(index: int) -> Packet:
+        packet = Packet("walk", index, 0, index / 30, (640, 480), meta={"fps": 30.0})
+        packet.data = {
+            "markers_21": rng.normal(size=(21, 3)),
+            "markers_64": rng.normal(size=(64, 3)),
+            "landmarks_2d": rng.normal(size=(33, 2)),
+            "landmarks_z": rng.normal(size=33),
+            "visibility": rng.random(33),
+            "world_3d": rng.normal(size=(33, 3)),
+        }
+        return packet
+
+    recorded = 0
+    while recorder.error is None and recorded < 2000:
+        sent = packet(recorded)
+        assert recorder(sent) is sent
+        recorded += 1
+    assert recorder.error is not None and recorded > 10  # the disk filled mid-recording
+    later = [packet(recorded + i) for i in range(20)]
+    assert all(recorder(p) is p for p in later)  # frames go on through the sink
+    recorder.close()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {recorder.error}"]
+    assert errors[0].startswith(f"error: recording stopped: cannot write {small_disk}/live/walk/")
+    assert "No space left on device" in errors[0]
+    assert everything_under(small_disk) == [small_disk / "live"]
