@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
-from offline.runner import NoPersonError, process_video
+from offline.atomic import OutputError
+from offline.runner import NoPersonError, OutputLayoutError, output_dirs, process_video
 from stages.capture import SourceError
 from stages.viewer import replay_trc
 from stream.cli import OneLineParser, add_pipeline_flags, config_from_args
@@ -29,6 +32,18 @@ DEMO_VIDEO = "Demo_SinglePerson/videos/cam01.mp4"
 def demo_video() -> Path:
     """The Pose2Sim single-person demo video, from the installed package."""
     return Path(str(importlib.resources.files("Pose2Sim") / DEMO_VIDEO))
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGINT: unwinds like Ctrl-C, so the video in progress leaves no files."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,18 +78,34 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    output_dir = Path(config["output"]["dir"])
-    failures = 0
+    try:
+        folders = output_dirs(videos, Path(config["output"]["dir"]))
+    except OutputLayoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
+    failed: list[str] = []
     summaries = []
-    for video in videos:
+    status = 0
+    for video, folder in zip(videos, folders, strict=True):
         try:
-            summaries.append(process_video(video, config, output_dir, progress=not args.quiet))
-        except (SourceError, NoPersonError, ConfigError, StageError) as exc:
+            summaries.append(process_video(video, config, folder, progress=not args.quiet))
+        except (SourceError, NoPersonError, ConfigError, StageError, OutputError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            failures += 1
+            failed.append(f"{video.name}: failed, no files written: {exc}")
+        except Stopped as stop:
+            name = signal.Signals(stop.signum).name
+            print(f"error: stopped by {name} during {video}: no files written for it",
+                  file=sys.stderr)  # fmt: skip
+            failed.append(f"{video.name}: stopped by {name}, no files written")
+            status = 128 + stop.signum
+            break
     for summary in summaries:
         print("\n".join(summary.lines()))
-    return 1 if failures else 0
+    if failed:
+        print("\n".join(failed))
+    return status or (1 if failed else 0)
 
 
 if __name__ == "__main__":

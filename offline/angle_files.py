@@ -118,8 +118,7 @@ def write_angle_outputs(
             f"angles must be ({len(times)}, {len(ANGLE_COLUMNS)}) like ANGLE_COLUMNS, "
             f"got {angles.shape}"
         )
-    folder = Path(out_dir) / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(out_dir) / FOLDER  # AtomicFile creates it
     written: list[Path] = []
     for group, columns in ANGLE_GROUPS.items():
         values = angles[:, [ANGLE_COLUMNS.index(c) for c in columns]]

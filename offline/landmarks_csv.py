@@ -29,7 +29,7 @@ class LandmarksCsvWriter:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._file = AtomicFile(self.path)
-        self._csv = csv.writer(self._file.handle)
+        self._csv = csv.writer(self._file)
         header = ["frame", "time_s", "person"]
         header += [f"{lm}_{f}" for lm in LANDMARK_NAMES for f in FIELDS]
         self._csv.writerow(header)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from stages.capture import VideoSource
-from stages.record import Recorder
+from stages.capture import SourceError, VideoSource
+from stages.record import Recorder, file_stem
 from stream.pipeline import build_stages, run_inline
 from stream.stage import Stage
 
@@ -22,12 +23,56 @@ class NoPersonError(RuntimeError):
     """Nobody was detected in a whole video."""
 
 
+class OutputLayoutError(ValueError):
+    """Two inputs would write into the same output folder."""
+
+
+def output_dirs(videos: Sequence[Path], output_dir: Path) -> list[Path]:
+    """The folder each video's recorder writes ``<video>/`` into.
+
+    Each video's path relative to the common parent of all inputs is mirrored under
+    ``output_dir``: videos of one folder (or a single video) give ``<out>/<video>/``,
+    same-named videos of different folders ``<out>/<their folders>/<video>/``; the same
+    inputs always give the same folders, so a batch can be run again. Raise
+    ``OutputLayoutError`` when two inputs would still share or nest a folder (the same
+    video twice, or ``a.mp4`` next to ``a.mov``).
+    """
+    absolute = [Path(os.path.abspath(v)) for v in videos]
+    common = Path(os.path.commonpath([p.parent for p in absolute])) if absolute else Path()
+    dirs = [Path(output_dir) / p.parent.relative_to(common) for p in absolute]
+    finals = [d / file_stem(p.stem) for d, p in zip(dirs, absolute, strict=True)]
+    for i, (video, final) in enumerate(zip(videos, finals, strict=True)):
+        for other, other_final in zip(videos[:i], finals[:i], strict=True):
+            if final == other_final or other_final in final.parents or final in other_final.parents:
+                raise OutputLayoutError(
+                    f"{other} and {video} would both write into {other_final}: "
+                    "give each video once, and rename one of two videos that differ only "
+                    "in their extension"
+                )
+    return dirs
+
+
+def check_complete(source: VideoSource, tolerance: float) -> None:
+    """A file that ends more than ``tolerance`` (a fraction) before the frame count of its
+    header is truncated: say so. A little is allowed for variable-frame-rate (phone) videos,
+    whose header count is an estimate."""
+    announced, read = source.frame_count, source.frames_read
+    if announced is None or read >= announced * (1.0 - tolerance):
+        return
+    raise SourceError(
+        f"{source.source} ended after {read} of the {announced} frames its header announces "
+        f"({1 - read / announced:.1%} missing, more than [output] truncation_tolerance = "
+        f"{tolerance:g}): the file is truncated or corrupt (re-export or re-copy it)"
+    )
+
+
 @dataclass
 class RunSummary:
     """What one video produced, for the end-of-run report."""
 
     video: Path
     frames: int = 0
+    announced: int | None = None  # frame count in the file's header
     detected: int = 0
     complete_64: int = 0
     seconds: float = 0.0
@@ -41,8 +86,14 @@ class RunSummary:
     def lines(self) -> list[str]:
         pct = (lambda n: 100.0 * n / self.frames) if self.frames else (lambda n: 0.0)
         stages = ", ".join(f"{k} {v:.2f}" for k, v in self.stage_ms.items())
+        header = (
+            f" (header: {self.announced})"
+            if self.announced is not None and self.announced != self.frames
+            else ""
+        )
         return [
-            f"{self.video.name}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps)",
+            f"{self.video.name}: {self.frames} frames{header} in {self.seconds:.1f} s "
+            f"({self.fps:.1f} fps)",
             f"  person detected in {pct(self.detected):.1f}% of frames, "
             f"64 markers complete in {pct(self.complete_64):.1f}%",
             f"  ms per frame: {stages}",
@@ -63,26 +114,29 @@ def process_video(
     stages: list[Stage] | None = None,
     progress: bool = True,
 ) -> RunSummary:
-    """Run one video through the pipeline and write its files; raise and leave nothing on error."""
+    """Run one video through the pipeline and write its files into ``output_dir/<video>/``;
+    raise and leave nothing on error."""
     stages = stages if stages is not None else build_stages(config)
     recorder = Recorder(output_dir)
     recorder.setup(config)
     source = VideoSource(video, realtime=False)
-    summary = RunSummary(video=Path(video))
+    summary = RunSummary(video=Path(video), announced=source.frame_count)
     totals: dict[str, float] = {}
     start = time.perf_counter()
     bar = tqdm(total=source.frame_count, desc=source.source_id, unit="frame", disable=not progress)
     try:
         for packet in source:
-            packet = run_inline([*stages, recorder], packet)
+            packet = run_inline(stages, packet)
             bar.update(1)
             if packet is None:
                 continue
+            recorder(packet)  # outside run_inline: a write error is an OutputError, not a stage's
             summary.frames += 1
             summary.detected += bool(packet.meta.get("person"))
             summary.complete_64 += bool(np.isfinite(packet.data["markers_64"]).all())
             for name, ms in packet.stage_ms().items():
                 totals[name] = totals.get(name, 0.0) + ms
+        check_complete(source, float(config["output"]["truncation_tolerance"]))
         if summary.detected == 0:
             raise NoPersonError(
                 f"nobody was detected in {video}: make sure one whole person is in view"

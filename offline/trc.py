@@ -39,7 +39,7 @@ class TrcWriter:
         self.markers = tuple(markers)
         self.rate = rate
         self.n_frames = 0
-        self._body = AtomicFile(self.path.with_name(self.path.name + ".rows"))
+        self._body = AtomicFile(self.path)  # the rows only: never committed, read back
 
     def add(self, time_s: float, xyz: np.ndarray) -> None:
         """Append one frame: ``xyz`` is (n_markers, 3) in metres, NaN for missing."""
@@ -47,13 +47,12 @@ class TrcWriter:
             raise ValueError(f"expected {(len(self.markers), 3)} markers, got {xyz.shape}")
         self.n_frames += 1
         values = "\t".join(f"{v:.6f}" if np.isfinite(v) else "NaN" for v in xyz.ravel())
-        self._body.handle.write(f"{self.n_frames}\t{time_s:.6f}\t{values}\n")
+        self._body.write(f"{self.n_frames}\t{time_s:.6f}\t{values}\n")
 
     def finish(self) -> Path:
         """Write the header with the final frame count and move the file into place."""
-        self._body.handle.flush()
-        self._body.handle.close()
         try:
+            self._body.close()
             with AtomicFile(self.path) as out:
                 out.write(trc_header(self.path.name, self.markers, self.rate, self.n_frames))
                 with open(self._body.tmp_path, encoding="utf-8") as rows:

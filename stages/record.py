@@ -3,14 +3,16 @@
 For each source it writes ``<dir>/<source>/<source>_initial.trc`` (21 markers),
 ``<source>_final.trc`` (64 markers) and ``<source>_raw_landmarks.csv``; with
 ``[angles] compute_all`` / ``plot_all`` also the joint-angle CSV/.mot files and plots
-under ``<source>/joint_angles/``. Files are streamed
-into temporary files and appear under their final names only on ``finish``; ``discard``
-removes everything of a failed run.
+under ``<source>/joint_angles/``. All files of a source are written into a temporary folder
+next to ``<dir>/<source>/`` that takes its place on ``finish``, so the folder holds one
+complete set or nothing; ``discard`` removes everything of a failed run. A write error is
+an ``OutputError`` naming the final file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from offline.angle_files import write_angle_outputs
+from offline.atomic import AtomicFolder, OutputError
 from offline.landmarks_csv import LandmarksCsvWriter
 from offline.trc import TrcWriter
 from stages.marker_sets import MARKERS_21, MARKERS_64
@@ -25,17 +28,27 @@ from stream.packet import Packet
 from stream.stage import Sink
 
 
+def file_stem(source_id: str) -> str:
+    """The name of a source's folder and files: its id, minus what a path cannot hold."""
+    return source_id.replace("/", "_").replace("\0", "").strip(".") or "source"
+
+
 @dataclass
 class _SourceFiles:
+    folder: AtomicFolder
     initial: TrcWriter
     final: TrcWriter
     landmarks: LandmarksCsvWriter
-    folder: Path
     times: list[float] = field(default_factory=list)
     angles: list[np.ndarray] = field(default_factory=list)
 
     def writers(self) -> tuple[Any, ...]:
         return (self.initial, self.final, self.landmarks)
+
+    def discard(self) -> None:
+        for writer in self.writers():
+            writer.discard()
+        self.folder.discard()
 
 
 class Recorder(Sink):
@@ -57,53 +70,71 @@ class Recorder(Sink):
         self.angle_csv = bool(angles.get("compute_all", False))
         self.angle_plots = bool(angles.get("plot_all", False))
 
+    def folder(self, source_id: str) -> Path:
+        """Where the files of a source end up."""
+        return Path(self.output_dir or ".") / file_stem(source_id)
+
     def _open(self, packet: Packet) -> _SourceFiles:
-        sid = packet.source_id
-        folder = Path(self.output_dir) / sid
+        stem = file_stem(packet.source_id)
+        folder = AtomicFolder(self.folder(packet.source_id))
+        staged = folder.tmp_path
         rate = float(packet.meta.get("fps", 30.0))
-        files = _SourceFiles(
-            initial=TrcWriter(folder / f"{sid}_initial.trc", MARKERS_21, rate),
-            final=TrcWriter(folder / f"{sid}_final.trc", MARKERS_64, rate),
-            landmarks=LandmarksCsvWriter(folder / f"{sid}_raw_landmarks.csv"),
-            folder=folder,
-        )
-        self._files[sid] = files
+        try:
+            with folder.final_names():
+                files = _SourceFiles(
+                    folder=folder,
+                    initial=TrcWriter(staged / f"{stem}_initial.trc", MARKERS_21, rate),
+                    final=TrcWriter(staged / f"{stem}_final.trc", MARKERS_64, rate),
+                    landmarks=LandmarksCsvWriter(staged / f"{stem}_raw_landmarks.csv"),
+                )
+        except BaseException:
+            folder.discard()  # with the temporaries of the writers made so far
+            raise
+        self._files[packet.source_id] = files
         return files
 
     def process(self, packet: Packet) -> Packet:
         files = self._files.get(packet.source_id) or self._open(packet)
         d = packet.data
-        files.initial.add(packet.media_time_s, d["markers_21"])
-        files.final.add(packet.media_time_s, d["markers_64"])
-        files.landmarks.add(
-            packet.frame_index,
-            packet.media_time_s,
-            bool(packet.meta.get("person", False)),
-            d["landmarks_2d"],
-            d["landmarks_z"],
-            d["visibility"],
-            d["world_3d"],
-        )
+        with files.folder.final_names():
+            files.initial.add(packet.media_time_s, d["markers_21"])
+            files.final.add(packet.media_time_s, d["markers_64"])
+            files.landmarks.add(
+                packet.frame_index,
+                packet.media_time_s,
+                bool(packet.meta.get("person", False)),
+                d["landmarks_2d"],
+                d["landmarks_z"],
+                d["visibility"],
+                d["world_3d"],
+            )
         if "angles" in d and (self.angle_csv or self.angle_plots):
             files.times.append(packet.media_time_s)
             files.angles.append(d["angles"])
         return packet
 
     def finish(self, source_id: str) -> None:
+        """Complete the files of a source and put its folder in place (or leave nothing)."""
         files = self._files.pop(source_id, None)
         if files is None:
             return
-        written = [w.finish() for w in files.writers()]
-        if files.angles:
-            written += write_angle_outputs(
-                files.folder,
-                source_id,
-                np.array(files.times),
-                np.array(files.angles),
-                csv=self.angle_csv,
-                plots=self.angle_plots,
-            )
-        self.written[source_id] = written
+        try:
+            with files.folder.final_names():
+                written = [w.finish() for w in files.writers()]
+                if files.angles:
+                    written += write_angle_outputs(
+                        files.folder.tmp_path,
+                        file_stem(source_id),
+                        np.array(files.times),
+                        np.array(files.angles),
+                        csv=self.angle_csv,
+                        plots=self.angle_plots,
+                    )
+            files.folder.commit()
+        except BaseException:
+            files.discard()
+            raise
+        self.written[source_id] = [files.folder.final_name(p) for p in written]
 
     def open_sources(self) -> list[str]:
         """Sources with files still being written."""
@@ -113,10 +144,36 @@ class Recorder(Sink):
         """Drop everything written for a failed source."""
         files = self._files.pop(source_id, None)
         if files is not None:
-            for writer in files.writers():
-                writer.discard()
+            files.discard()
 
     def close(self) -> None:
         """Finalize what is open (e.g. a live recording stopped by Ctrl-C) into valid files."""
         for source_id in list(self._files):
             self.finish(source_id)
+
+
+class LiveRecorder(Recorder):
+    """``--record`` in the live sink: a write error is reported in one line and stops the
+    recording (its partial files are removed) while the stream goes on being published."""
+
+    def __init__(self, output_dir: Path | None = None) -> None:
+        super().__init__(output_dir)
+        self.error: str | None = None  # why recording stopped
+
+    def _guarded(self, call: Callable[[], object]) -> None:
+        if self.error is not None:
+            return
+        try:
+            call()
+        except OutputError as exc:
+            self.error = f"recording stopped: {exc}"
+            print(f"error: {self.error}", file=sys.stderr, flush=True)
+            for source_id in self.open_sources():
+                self.discard(source_id)
+
+    def process(self, packet: Packet) -> Packet:
+        self._guarded(lambda: super(LiveRecorder, self).process(packet))
+        return packet
+
+    def finish(self, source_id: str) -> None:
+        self._guarded(lambda: super(LiveRecorder, self).finish(source_id))

@@ -191,7 +191,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "camera": {"calibration": Text(), "camera": Text()},
     "augment": {"max_gap_frames": Integer(0, None, "frames")},
     "angles": {"compute_all": Flag(), "plot_all": Flag()},
-    "output": {"dir": NONEMPTY},
+    "output": {"dir": NONEMPTY, "truncation_tolerance": Number(0.0, 1.0)},
     "pipeline": {"stages": TextList(STAGE, nonempty=True)},
     "live": {
         "transport": Text(choices=("ipc", "tcp")),

@@ -112,7 +112,10 @@ def _sign_off(done_w: int, terminal: int, filter_pid: int) -> None:
 
 
 def _run_filter(stderr_r: int, done_r: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the pipeline, not for us
+    # Ctrl-C or a SIGTERM sent to the whole process group is for the pipeline: the filter
+    # stays to pass on its last words and ends when the last writer closes stderr.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     os.set_blocking(done_r, False)
     chatter = ChatterFilter()
     signed_off = b""

@@ -24,7 +24,7 @@ import zmq
 from offline.atomic import AtomicFile
 from stages.capture import SourceError, VideoSource
 from stages.publish import StreamPublisher
-from stages.record import Recorder
+from stages.record import LiveRecorder
 from stream.graph import Graph, StageNode
 from stream.pipeline import load_stage_class
 from stream.stats import LatencyStats
@@ -160,7 +160,7 @@ def sink_main(
     publisher.setup(config)
     recorder = None
     if record_dir is not None:
-        recorder = Recorder(record_dir)
+        recorder = LiveRecorder(record_dir)  # a write error stops recording, not the sink
         recorder.setup(config)
     receiver = PacketReceiver(graph.sink_input, capacity=int(config["live"].get("queue", 2)))
     events = context.socket(zmq.PULL)
