@@ -9,6 +9,10 @@ to switch to: the lock must never intervene there.
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,8 @@ from stages.person_lock import HIPS, Body
 from stream.config import with_overrides
 from stream.packet import Packet
 from stream.pipeline import build_stages, run_inline
-from tests.data import DEMO_CAMERAS, demo_video
+from tests.data import DEMO_CAMERAS, REPO, demo_video
+from tests.test_live import LiveRun, collect
 
 HIP = MARKERS_21.index("Hip")
 JUMP_M = 0.2  # the issue's measure: a hip-centre step between consecutive frames
@@ -185,3 +190,48 @@ def test_switch_after_timeout_is_reported_and_resets_stateful_stages(
     assert set(states[switch + 1 :]) == {"held"}
     assert changed.keys() == {"markers", "augment", "angles"}
     assert changed["markers"] and changed["augment"]  # else this test would prove nothing
+
+
+@pytest.fixture(scope="module")
+def short_timeout_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config.toml with ``lock_timeout_s = 0.1``, so the switch happens within the clip."""
+    text = (REPO / "config.toml").read_text()
+    changed = text.replace("lock_timeout_s = 1.0 ", "lock_timeout_s = 0.1 ")
+    assert changed != text
+    path = tmp_path_factory.mktemp("config") / "config.toml"
+    path.write_text(changed)
+    return path
+
+
+def test_offline_summary_reports_dropped_frames_and_the_switch(
+    two_people_in_turn: Path, short_timeout_config: Path, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "run_offline.py"), "--quiet", two_people_in_turn,
+         "--config", short_timeout_config, "--output", tmp_path],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "person lock:" in line]
+    assert len(lines) == 1, result.stdout
+    dropped = int(lines[0].split("person lock:")[1].split()[0])
+    assert dropped > 0 and "1 switches to another person" in lines[0]
+
+
+def test_live_status_reports_the_switch(
+    two_people_in_turn: Path, short_timeout_config: Path
+) -> None:
+    run = LiveRun("--source", two_people_in_turn, "--lossless", "--as-fast-as-possible",
+                  "--config", short_timeout_config)  # fmt: skip
+    got: list = []
+    stop = threading.Event()
+    thread = collect(run.publish, got, stop, topics=("pose.status",))
+    run.wait_ready()
+    code, _, err = run.finish()
+    time.sleep(0.5)
+    stop.set()
+    thread.join(5)
+    assert code == 0, err
+    statuses = [m for _, m in got]
+    assert statuses and statuses[-1]["published"] == 80
+    assert statuses[-1]["person_switches"] == 1
