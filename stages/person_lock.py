@@ -25,6 +25,7 @@ one of them stays long however the person turns or bends. All thresholds live in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,16 +76,12 @@ class Body:
     @classmethod
     def of(cls, xy: np.ndarray, visibility: np.ndarray) -> Body | None:
         """The body of 33 landmarks (33, 2) px; None if the torso cannot be measured."""
-        hip = xy[HIPS].mean(axis=0)
-        shoulder = xy[SHOULDERS].mean(axis=0)
-        scale = max(
-            float(np.linalg.norm(shoulder - hip)),
-            float(np.linalg.norm(xy[SHOULDERS[0]] - xy[SHOULDERS[1]])),
-            float(np.linalg.norm(xy[HIPS[0]] - xy[HIPS[1]])),
-        )
-        if not (np.isfinite(hip).all() and scale > 0):
+        (ls, rs), (lh, rh) = xy[SHOULDERS], xy[HIPS]
+        hip, shoulder = 0.5 * (lh + rh), 0.5 * (ls + rs)
+        scale = max(math.hypot(*(shoulder - hip)), math.hypot(*(ls - rs)), math.hypot(*(lh - rh)))
+        if not (math.isfinite(scale) and scale > 0):
             return None
-        head = float(np.linalg.norm(xy[FACE].mean(axis=0) - shoulder)) / scale
+        head = math.hypot(*(xy[FACE].mean(axis=0) - shoulder)) / scale
         box = np.concatenate((xy.min(axis=0), xy.max(axis=0)))
         torso_visibility = float(visibility[SHOULDERS + HIPS].mean())
         return cls(hip, scale, head, box, torso_visibility)
@@ -128,7 +125,7 @@ class PersonLock:
             settling = self._seen < SETTLE_FRAMES
             allowed = s.max_jump * (SETTLE_FACTOR if settling else 1)
             predicted = last.hip + self._velocity
-        return float(np.linalg.norm(body.hip - predicted)) <= allowed * last.scale
+        return math.hypot(*(body.hip - predicted)) <= allowed * last.scale
 
     def expired(self, time_s: float) -> bool:
         """Whether the locked person has been unseen for longer than the timeout."""
