@@ -149,7 +149,7 @@ class PersonLock:
         self._last_seen_s = time_s
 
     def restart(self, body: Body, time_s: float) -> None:
-        """Lock onto ``body`` as a new person (the old lock has expired)."""
+        """Lock onto ``body`` as a new person (the first lock, or the old one expired)."""
         self.switches += self.locked
         self._body = None
         self.accept(body, time_s)
