@@ -1,8 +1,8 @@
 """Person lock: real MediaPipe on the Pose2Sim demos never changes person silently.
 
 Demo_MultiPerson cam03: MediaPipe starts on the man in front; from frame 79 on, with the
-woman right behind him, its landmarks slide onto her (the hip centre crosses ~0.6 torso
-scales in 4 frames, 0.43 m in the markers) and stay there. Demo_SinglePerson has nobody
+woman right behind him, its landmarks slide onto her (the 2D hip centre crosses ~0.6 torso
+scales in 4 frames; the ``Hip`` marker steps 0.25-0.43 m per frame) and stay there. Demo_SinglePerson has nobody
 to switch to: the lock must never intervene there.
 """
 
