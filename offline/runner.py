@@ -75,6 +75,8 @@ class RunSummary:
     announced: int | None = None  # frame count in the file's header
     detected: int = 0
     complete_64: int = 0
+    rejected: int = 0  # frames where detection found someone other than the locked person
+    switches: int = 0  # times the person lock moved to another person
     seconds: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean ms per frame
     files: list[Path] = field(default_factory=list)
@@ -96,6 +98,14 @@ class RunSummary:
             f"({self.fps:.1f} fps)",
             f"  person detected in {pct(self.detected):.1f}% of frames, "
             f"64 markers complete in {pct(self.complete_64):.1f}%",
+            *(
+                [
+                    f"  person lock: {self.rejected} frames of another person dropped, "
+                    f"{self.switches} switches to another person (stages reset)"
+                ]
+                if self.rejected or self.switches
+                else []
+            ),
             f"  ms per frame: {stages}",
             *(f"  -> {p}" for p in self.files if p.parent.name != "joint_angles"),
             *(
@@ -133,6 +143,8 @@ def process_video(
             recorder(packet)  # outside run_inline: a write error is an OutputError, not a stage's
             summary.frames += 1
             summary.detected += bool(packet.meta.get("person"))
+            summary.rejected += packet.meta.get("person_lock") == "rejected"
+            summary.switches = int(packet.meta.get("person_switches", 0))
             summary.complete_64 += bool(np.isfinite(packet.data["markers_64"]).all())
             for name, ms in packet.stage_ms().items():
                 totals[name] = totals.get(name, 0.0) + ms

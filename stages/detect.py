@@ -7,20 +7,62 @@ packet once used: nothing downstream needs pixels except the viewer, which asks 
 With ``[detect] preview`` on (the live viewer), a small JPEG of the frame travels instead as
 ``data["preview_jpeg"]`` (uint8 bytes, ~20 kB at 480 px; ~0.5 ms per 1080p frame, a few
 percent of detection), with its size in ``meta["preview_size"]``.
+
+With ``[detect] person_lock`` on (the default) detection stays on one person
+(``stages.person_lock``): a detection that is not the locked person is not passed on.
+Instead MediaPipe restarts on the frame with everything outside the locked person's last
+box greyed out; if that finds the person again, that detection is used, otherwise the
+frame has no person. Only after ``lock_timeout_s`` without the locked person may another
+one be locked: that frame carries ``meta["track_reset"] = True`` so stateful stages start
+afresh (``stream.stage.Stage``). ``meta["person_lock"]`` says what happened in each frame
+(``LOCK_STATES``) and ``meta["person_switches"]`` counts the new locks of the source.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 
+from stages.person_lock import Body, LockSettings, PersonLock
 from stream.packet import Packet
 from stream.stage import Stage
 
 N_LANDMARKS = 33
+LOCK_STATES = {
+    "unlocked": "a detection passed on before any was confident enough to lock onto",
+    "locked": "the first confident detection: the lock starts on this person",
+    "held": "the locked person, as MediaPipe tracked it",
+    "reacquired": "the locked person, found again by re-detection around its last box",
+    "rejected": "someone else was detected and dropped: no person in this frame",
+    "lost": "nobody was detected",
+    "switched": "another person is locked from this frame on (stateful stages reset)",
+}
+REDETECT_GREY = 128  # fill of the image outside the re-detection region
+
+
+class Landmarks(NamedTuple):
+    """One detection: image pixels (33, 2), depth (33,) px, visibility (33,), world (33, 3) m."""
+
+    xy: np.ndarray
+    z: np.ndarray
+    visibility: np.ndarray
+    world: np.ndarray
+
+
+def landmarks_of(result: Any, width: int, height: int) -> Landmarks | None:
+    """MediaPipe's result in pixels and metres; None when nobody was detected."""
+    if result.pose_landmarks is None:
+        return None
+    lms = result.pose_landmarks.landmark
+    return Landmarks(
+        np.array([[lm.x * width, lm.y * height] for lm in lms]),
+        np.array([lm.z * width for lm in lms]),
+        np.array([lm.visibility for lm in lms]),
+        np.array([[lm.x, lm.y, lm.z] for lm in result.pose_world_landmarks.landmark]),
+    )
 
 
 class MediaPipeDetector(Stage):
@@ -35,6 +77,8 @@ class MediaPipeDetector(Stage):
         self._settings: dict[str, Any] = {}
         self._trackers: dict[str, Any] = {}
         self._spare: Any = None
+        self._lock_settings: LockSettings | None = None
+        self._locks: dict[str, PersonLock] = {}
 
     def setup(self, config: Mapping[str, Any]) -> None:
         detect = config.get("detect", {})
@@ -49,6 +93,8 @@ class MediaPipeDetector(Stage):
         if detect.get("preview", False):
             self.preview_size = int(detect.get("preview_size", 480))
             self.preview_quality = int(detect.get("preview_quality", 70))
+        if detect.get("person_lock", False):
+            self._lock_settings = LockSettings.from_config(detect)
         self._spare = self._new_tracker()  # load the model now, not on the first frame
 
     def _new_tracker(self) -> Any:
@@ -67,24 +113,15 @@ class MediaPipeDetector(Stage):
         if packet.image is None:
             raise ValueError("detect needs the image: capture must run before detect")
         rgb = cv2.cvtColor(packet.image, cv2.COLOR_BGR2RGB)
-        result = self._tracker(packet.source_id).process(rgb)
         width, height = packet.image_size
-        image_xy = np.full((N_LANDMARKS, 2), np.nan)
-        image_z = np.full(N_LANDMARKS, np.nan)
-        visibility = np.zeros(N_LANDMARKS)
-        world = np.full((N_LANDMARKS, 3), np.nan)
-        person = result.pose_landmarks is not None
-        if person:
-            lms = result.pose_landmarks.landmark
-            image_xy = np.array([[lm.x * width, lm.y * height] for lm in lms])
-            image_z = np.array([lm.z * width for lm in lms])
-            visibility = np.array([lm.visibility for lm in lms])
-            world = np.array([[lm.x, lm.y, lm.z] for lm in result.pose_world_landmarks.landmark])
-        packet.data["landmarks_2d"] = image_xy
-        packet.data["landmarks_z"] = image_z
-        packet.data["visibility"] = visibility
-        packet.data["world_3d"] = world
-        packet.meta["person"] = person
+        found = landmarks_of(self._tracker(packet.source_id).process(rgb), width, height)
+        if self._lock_settings is not None:
+            found = self._hold(packet, rgb, found)
+        packet.data["landmarks_2d"] = found.xy if found else np.full((N_LANDMARKS, 2), np.nan)
+        packet.data["landmarks_z"] = found.z if found else np.full(N_LANDMARKS, np.nan)
+        packet.data["visibility"] = found.visibility if found else np.zeros(N_LANDMARKS)
+        packet.data["world_3d"] = found.world if found else np.full((N_LANDMARKS, 3), np.nan)
+        packet.meta["person"] = found is not None
         if self.preview_size > 0:
             jpeg, size = encode_preview(packet.image, self.preview_size, self.preview_quality)
             packet.data["preview_jpeg"] = jpeg
@@ -93,9 +130,55 @@ class MediaPipeDetector(Stage):
             packet.image = None
         return packet
 
+    def _hold(self, packet: Packet, rgb: np.ndarray, found: Landmarks | None) -> Landmarks | None:
+        """Keep ``found`` only if it is the locked person (policy in the module docstring)."""
+        lock = self._locks.get(packet.source_id)
+        if lock is None:
+            lock = self._locks[packet.source_id] = PersonLock(self._lock_settings)
+        body = Body.of(found.xy, found.visibility) if found else None
+        time_s = packet.media_time_s
+        if body is None:
+            state = "lost"
+        elif not lock.locked:
+            state = "locked" if lock.confident(body) else "unlocked"
+        elif lock.matches(body):
+            state = "held"
+        elif lock.expired(time_s) and lock.confident(body):
+            state = "switched"
+        else:
+            found = self._redetect(packet, rgb, lock.search_box(*packet.image_size))
+            body = Body.of(found.xy, found.visibility) if found else None
+            state = "reacquired" if body and lock.matches(body, fresh=True) else "rejected"
+        if state in ("locked", "switched"):
+            lock.restart(body, time_s)
+        elif state in ("held", "reacquired"):
+            lock.accept(body, time_s, fresh=state == "reacquired")
+        elif state != "unlocked":
+            lock.miss()
+            found = None
+        packet.meta["person_lock"] = state
+        packet.meta["person_switches"] = lock.switches
+        packet.meta["track_reset"] = state == "switched"
+        return found
+
+    def _redetect(
+        self, packet: Packet, rgb: np.ndarray, box: tuple[int, int, int, int]
+    ) -> Landmarks | None:
+        """Restart MediaPipe on ``rgb`` greyed outside ``box``, so it can find only who is inside.
+
+        The tracker then follows whoever it found here, from the next frame on.
+        """
+        x0, y0, x1, y1 = box
+        masked = np.full_like(rgb, REDETECT_GREY)
+        masked[y0:y1, x0:x1] = rgb[y0:y1, x0:x1]
+        tracker = self._tracker(packet.source_id)
+        tracker.reset()
+        return landmarks_of(tracker.process(masked), *packet.image_size)
+
     def reset(self, source_id: str | None = None) -> None:
         ids = list(self._trackers) if source_id is None else [source_id]
         for sid in ids:
+            self._locks.pop(sid, None)
             tracker = self._trackers.pop(sid, None)
             if tracker is not None:
                 tracker.close()

@@ -168,7 +168,7 @@ def sink_main(
     events.bind(graph.events)
     stats = LatencyStats()
     restarts: dict[str, int] = {}
-    last: dict[str, Any] = {"person": False, "dropped": 0}
+    last: dict[str, Any] = {"person": False, "dropped": 0, "person_switches": 0}
     captured: deque[tuple[int, int]] = deque(maxlen=600)  # (capture ns, frame index)
     angle_names = _angle_names(config)
 
@@ -184,6 +184,7 @@ def sink_main(
             "latency_ms_p95": p95,
             "person": last["person"],
             "dropped": last["dropped"],
+            "person_switches": last["person_switches"],
             "restarts": dict(restarts),
         }
 
@@ -215,6 +216,7 @@ def sink_main(
                 captured.append((item.timestamp_ns, item.frame_index))
                 last["person"] = bool(item.meta.get("person", False))
                 last["dropped"] = int(item.meta.get("dropped", 0))
+                last["person_switches"] = int(item.meta.get("person_switches", 0))
             if time.monotonic() >= next_status:
                 publisher.publish_status(status())
                 next_status += interval

@@ -2,7 +2,9 @@
 
 A stage never knows how packets reach it. ``process`` takes one packet and returns it
 (extended) or ``None`` to drop it. Stateful stages keep their state per ``source_id`` and
-forget it on ``reset`` (e.g. when a track is lost or a stage process restarts).
+forget it on ``reset`` (e.g. when a track is lost or a stage process restarts). A packet
+with ``meta["track_reset"]`` true starts a new person (detection switched to someone else):
+every stage forgets that source's state before handling it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Stage(ABC):
     def __call__(self, packet: Packet) -> Packet | None:
         """Run ``process`` and stamp the packet with this stage's enter/leave times."""
         enter = time.monotonic_ns()
+        if packet.meta.get("track_reset", False):
+            self.reset(packet.source_id)
         out = self.process(packet)
         if out is not None:
             out.stamp(self.name, enter)

@@ -13,7 +13,7 @@ from typing import Any
 
 from stages.marker_sets import MARKERS_64
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 COORDINATES = (
     "metres, right-handed, Y up; X = image right, Z = toward the camera; "
@@ -57,6 +57,8 @@ TOPICS: dict[str, dict[str, str]] = {
         "person": "bool: a person is detected in the newest frame",
         "dropped": "int: frames dropped at the capture end so far (newest frame wins)",
         "restarts": "map str -> int: stage process restarts so far",
+        "person_switches": "int: times detection moved to another person so far ([detect] "
+        "person_lock: only after lock_timeout_s without the locked one; stages reset)",
     },
 }
 
