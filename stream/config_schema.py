@@ -180,6 +180,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "preview": Flag(),
         "preview_size": Integer(16, 4096, "px"),
         "preview_quality": Integer(0, 100),
+        "person_lock": Flag(),
+        "lock_min_visibility": Number(0.0, 1.0),
+        "lock_max_jump": Number(0.0, 10.0, "torso lengths", above=True),
+        "lock_max_scale_change": Number(1.0, 10.0, above=True),
+        "lock_max_head": Number(0.0, 10.0, "torso lengths", above=True),
+        "lock_search_radius": Number(0.0, 10.0, "torso lengths", above=True),
+        "lock_timeout_s": Number(0.0, 3600.0, "s"),
     },
     "lift": {"model": NONEMPTY},
     "markers": {
