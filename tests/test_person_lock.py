@@ -2,8 +2,8 @@
 
 Demo_MultiPerson cam03: MediaPipe starts on the man in front; from frame 79 on, with the
 woman right behind him, its landmarks slide onto her (the 2D hip centre crosses ~0.6 torso
-scales in 4 frames; the ``Hip`` marker steps 0.25-0.43 m per frame) and stay there. Demo_SinglePerson has nobody
-to switch to: the lock must never intervene there.
+scales in 4 frames; the ``Hip`` marker steps 0.25-0.43 m per frame) and stay there.
+Demo_SinglePerson has nobody to switch to: the lock must never intervene there.
 """
 
 from __future__ import annotations
