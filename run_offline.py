@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from offline.atomic import OutputError
+from core.atomic import OutputError
 from offline.runner import NoPersonError, OutputLayoutError, output_dirs, process_video
 from stages.capture import SourceError
 from stages.viewer import replay_trc

@@ -35,9 +35,9 @@ import numpy as np
 os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.marker_sets import MARKERS_21  # noqa: E402
 from models.measure_noise import Camera, demo_cameras, triangulate  # noqa: E402
 from stages.capture import VideoSource  # noqa: E402
-from stages.marker_sets import MARKERS_21  # noqa: E402
 from stages.person_lock import HIPS, SHOULDERS, Body, LockSettings, PersonLock  # noqa: E402
 from stream.config import load_config  # noqa: E402
 from stream.pipeline import build_stages, run_inline  # noqa: E402

@@ -26,9 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.intrinsics import qca_camera_elements, qca_intrinsics
 from models.corruption import SWAP_GROUPS
 from models.skeleton import FLIP_JOINTS, JOINTS, MEDIAPIPE_INDEX
-from stages.intrinsics import qca_camera_elements, qca_intrinsics
 
 DEMO = "Demo_MultiPerson"
 VIS_OK = 0.5  # a view joins the triangulation above this visibility

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.landmarks import LANDMARK
+
 JOINTS: tuple[str, ...] = (
     "Nose", "LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist",
     "LHip", "RHip", "LKnee", "RKnee", "LAnkle", "RAnkle", "LHeel", "RHeel", "LBigToe", "RBigToe",
@@ -20,7 +22,7 @@ N_JOINTS = len(JOINTS)
 HIPS = [J["LHip"], J["RHip"]]  # their midpoint is the root, as in MediaPipe's world frame
 
 # MediaPipe Pose landmark index of each joint.
-MEDIAPIPE_INDEX = np.array([0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32])
+MEDIAPIPE_INDEX = np.array([LANDMARK[name] for name in JOINTS])
 
 # The 14 COCO-style limbs (head as two shoulder->nose segments), then 4 foot segments.
 LIMB_NAMES: tuple[tuple[str, str], ...] = (

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from core.stage import Stage
 from stages.capture import SourceError, VideoSource
 from stages.record import Recorder, file_stem
 from stream.pipeline import build_stages, run_inline
-from stream.stage import Stage
 
 
 class NoPersonError(RuntimeError):

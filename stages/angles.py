@@ -23,9 +23,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit
 
-from stages.marker_sets import MARKERS_64
-from stream.packet import Packet
-from stream.stage import Stage
+from core.angle_set import ANGLE_COLUMNS, CARDAN_GROUPS, HINGE_GROUPS
+from core.marker_sets import MARKERS_64
+from core.packet import Packet
+from core.stage import Stage
 
 AX_X, AX_Y, AX_Z = 0, 1, 2
 ZXY = (AX_Z, AX_X, AX_Y)  # ISB joint coordinate system: flexion, floating axis, long axis
@@ -94,17 +95,20 @@ class CardanJoint(NamedTuple):
     signs: tuple[int, int, int]  # multiply the Z, X, Y angles into flex, abd, rot
 
 
-CARDAN_JOINTS: tuple[CardanJoint, ...] = (
-    CardanJoint("pelvis", LAB, PELVIS, YXZ, (-1, 1, 1)),
-    CardanJoint("trunk", PELVIS, TRUNK, ZXY, (-1, 1, 1)),
-    CardanJoint("hip_r", PELVIS, FEMUR_R, ZXY, (1, -1, 1)),
-    CardanJoint("hip_l", PELVIS, FEMUR_L, ZXY, (1, 1, -1)),
-    CardanJoint("knee_r", FEMUR_R, TIBIA_R, ZXY, (-1, -1, 1)),
-    CardanJoint("knee_l", FEMUR_L, TIBIA_L, ZXY, (-1, 1, -1)),
-    CardanJoint("ankle_r", TIBIA_R, FOOT_R, ZXY, (1, -1, 1)),
-    CardanJoint("ankle_l", TIBIA_L, FOOT_L, ZXY, (1, 1, -1)),
-    CardanJoint("shoulder_r", TRUNK, HUMERUS_R, ZXY, (1, -1, 1)),
-    CardanJoint("shoulder_l", TRUNK, HUMERUS_L, ZXY, (1, 1, -1)),
+_CARDAN_SPECS = {  # parent, child, sequence, signs per group of core/angle_set.py
+    "pelvis": (LAB, PELVIS, YXZ, (-1, 1, 1)),
+    "trunk": (PELVIS, TRUNK, ZXY, (-1, 1, 1)),
+    "hip_r": (PELVIS, FEMUR_R, ZXY, (1, -1, 1)),
+    "hip_l": (PELVIS, FEMUR_L, ZXY, (1, 1, -1)),
+    "knee_r": (FEMUR_R, TIBIA_R, ZXY, (-1, -1, 1)),
+    "knee_l": (FEMUR_L, TIBIA_L, ZXY, (-1, 1, -1)),
+    "ankle_r": (TIBIA_R, FOOT_R, ZXY, (1, -1, 1)),
+    "ankle_l": (TIBIA_L, FOOT_L, ZXY, (1, 1, -1)),
+    "shoulder_r": (TRUNK, HUMERUS_R, ZXY, (1, -1, 1)),
+    "shoulder_l": (TRUNK, HUMERUS_L, ZXY, (1, 1, -1)),
+}
+CARDAN_JOINTS: tuple[CardanJoint, ...] = tuple(
+    CardanJoint(name, *_CARDAN_SPECS[name]) for name in CARDAN_GROUPS
 )
 
 
@@ -118,35 +122,13 @@ class ElbowJoint(NamedTuple):
     epicondyles: tuple[str, str]
 
 
-ELBOWS: tuple[ElbowJoint, ...] = (
-    ElbowJoint("elbow_r", HUMERUS_R, ("r_lwrist_study", "r_mwrist_study"),
-               ("r_lelbow_study", "r_melbow_study")),
-    ElbowJoint("elbow_l", HUMERUS_L, ("L_lwrist_study", "L_mwrist_study"),
-               ("L_lelbow_study", "L_melbow_study")),
-)  # fmt: skip
-
-ANGLE_GROUPS: dict[str, tuple[str, ...]] = {
-    **{
-        j.name: tuple(f"{j.name}_{dof}_deg" for dof in ("flex", "abd", "rot"))
-        for j in CARDAN_JOINTS
-    },
-    **{e.name: (f"{e.name}_flex_deg",) for e in ELBOWS},
-}
-ANGLE_COLUMNS: tuple[str, ...] = tuple(c for cols in ANGLE_GROUPS.values() for c in cols)
-
-# What a positive value means, per column (the sign conventions of docs/joint_angles.md).
-_POSITIVE_LIMB = ("flexion", "abduction", "internal rotation")
-_POSITIVE_SPECIAL = {
-    "pelvis": ("anterior tilt", "right side down", "turn to the left"),
-    "trunk": ("flexion", "bend to the right", "turn to the left"),
-    "knee": ("flexion", "abduction (valgus)", "internal rotation"),
-    "ankle": ("dorsiflexion", "eversion", "internal rotation (toes in)"),
-}
-ANGLE_POSITIVE: dict[str, str] = {
-    column: _POSITIVE_SPECIAL.get(group.split("_")[0], _POSITIVE_LIMB)[n]
-    for group, cols in ANGLE_GROUPS.items()
-    for n, column in enumerate(cols)
-}
+_ELBOW_SPECS = {  # humerus, styloids, epicondyles per group of core/angle_set.py
+    "elbow_r": (HUMERUS_R, ("r_lwrist_study", "r_mwrist_study"),
+                ("r_lelbow_study", "r_melbow_study")),
+    "elbow_l": (HUMERUS_L, ("L_lwrist_study", "L_mwrist_study"),
+                ("L_lelbow_study", "L_melbow_study")),
+}  # fmt: skip
+ELBOWS: tuple[ElbowJoint, ...] = tuple(ElbowJoint(n, *_ELBOW_SPECS[n]) for n in HINGE_GROUPS)
 
 # Lab frame of a subject standing in the anatomical pose facing the camera: anterior = lab +Z
 # (toward the camera), superior = lab +Y, right = lab -X (the image's left).

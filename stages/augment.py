@@ -37,8 +37,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from stages.lstm_cell import LstmStack
-from stages.marker_sets import (
+from core.marker_sets import (
     AUGMENT_LOWER_INPUTS,
     AUGMENT_LOWER_OUTPUTS,
     AUGMENT_UPPER_INPUTS,
@@ -47,9 +46,10 @@ from stages.marker_sets import (
     MARKERS_64,
     indices,
 )
+from core.packet import Packet
+from core.stage import Stage
+from stages.lstm_cell import LstmStack
 from stages.markers import mirror_missing
-from stream.packet import Packet
-from stream.stage import Stage
 
 MARKER_SETS = {
     "lower": (AUGMENT_LOWER_INPUTS, AUGMENT_LOWER_OUTPUTS),

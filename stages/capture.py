@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cv2
 
-from stream.packet import Packet
+from core.packet import Packet
 
 
 class SourceError(RuntimeError):

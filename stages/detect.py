@@ -14,7 +14,7 @@ Instead MediaPipe restarts on the frame with everything outside the locked perso
 box greyed out; if that finds the person again, that detection is used, otherwise the
 frame has no person. Only after ``lock_timeout_s`` without the locked person may another
 one be locked: that frame carries ``meta["track_reset"] = True`` so stateful stages start
-afresh (``stream.stage.Stage``). ``meta["person_lock"]`` says what happened in each frame
+afresh (``core.stage.Stage``). ``meta["person_lock"]`` says what happened in each frame
 (``LOCK_STATES``) and ``meta["person_switches"]`` counts the new locks of the source.
 """
 
@@ -26,9 +26,9 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
+from core.packet import Packet
+from core.stage import Stage
 from stages.person_lock import Body, LockSettings, PersonLock
-from stream.packet import Packet
-from stream.stage import Stage
 
 N_LANDMARKS = 33
 LOCK_STATES = {

@@ -7,7 +7,7 @@ window per source, stepping over frames of fast video so the window spans the tr
 limb with MediaPipe's own 3D where the model carries fusion weights (models/fusion.py), and
 solves the least-squares problem (models/pof_solver.py, models/lifter.py) with bone
 lengths from the subject's height, in the camera frame of a pinhole camera of ``fov_deg``
-or of the calibration file (stages/intrinsics.py).
+or of the calibration file (core/intrinsics.py).
 The result replaces the 17 matching rows of ``world_3d`` (hip-centred, MediaPipe's axes:
 x right, y down, z away from the camera) so the marker stage downstream is unchanged;
 MediaPipe's original stays in ``world_3d_mediapipe`` and the camera-frame joints in
@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from core.intrinsics import CameraMatrices
+from core.packet import Packet
+from core.stage import Stage
 from models.lifter import lift_frame
 from models.pof_onnx import TRAINED_FPS, PofOnnx, frame_step_for
 from models.pof_solver import bone_lengths, solve
 from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_LIMBS
-from stages.intrinsics import CameraMatrices
-from stream.packet import Packet
-from stream.stage import Stage
 
 PROJECT = Path(__file__).resolve().parent.parent  # relative model paths start here
 

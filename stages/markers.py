@@ -15,7 +15,7 @@ Steps per frame:
    equal ``height``.
 4. Global position: the hip-centred skeleton is placed in front of a pinhole camera
    (``fov_deg`` across the longer image side, or the ``[camera] calibration`` file's K:
-   stages/intrinsics.py) by the translation that best reprojects it onto the 2D landmarks
+   core/intrinsics.py) by the translation that best reprojects it onto the 2D landmarks
    (linear least squares, visibility-weighted).
 5. Camera frame (x right, y down, z forward) -> lab frame (X right, Y up, Z toward the
    camera): a 180 degree turn about X, right-handed as OpenSim expects. Y is vertical when
@@ -31,17 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from stages.intrinsics import CameraMatrices
-from stages.marker_sets import MARKERS_21
-from stream.packet import Packet
-from stream.stage import Stage
+from core.intrinsics import CameraMatrices
+from core.landmarks import LANDMARK
+from core.marker_sets import MARKERS_21
+from core.packet import Packet
+from core.stage import Stage
 
-# MediaPipe Pose landmark indices for the markers that map one to one.
-MEDIAPIPE_INDEX = {
-    "Nose": 0, "LShoulder": 11, "RShoulder": 12, "LElbow": 13, "RElbow": 14,
-    "LWrist": 15, "RWrist": 16, "LHip": 23, "RHip": 24, "LKnee": 25, "RKnee": 26,
-    "LAnkle": 27, "RAnkle": 28, "LHeel": 29, "RHeel": 30, "LBigToe": 31, "RBigToe": 32,
-}  # fmt: skip
 # Left/right markers, proximal to distal, and the parent each limb segment hangs from.
 MIRROR_ORDER = ("Shoulder", "Hip", "Elbow", "Knee", "Wrist", "Ankle", "Heel", "BigToe", "SmallToe")
 SEGMENT_PARENT = {
@@ -190,13 +185,14 @@ class MarkerBuilder(Stage):
         vis = packet.data["visibility"]
         m = np.full((21, 3), np.nan)
         vis21 = np.zeros(21)
-        for name, k in MEDIAPIPE_INDEX.items():
+        for name, k in LANDMARK.items():
             m[IDX[name]] = world[k]
             vis21[IDX[name]] = vis[k]
-        m[IDX["Hip"]] = 0.5 * (world[23] + world[24])
+        m[IDX["Hip"]] = 0.5 * (world[LANDMARK["LHip"]] + world[LANDMARK["RHip"]])
         vis21[IDX["Hip"]] = 1.0  # origin of MediaPipe's world frame: always known
-        m[IDX["Neck"]] = 0.5 * (world[11] + world[12])
-        vis21[IDX["Neck"]] = min(vis[11], vis[12])
+        left, right = LANDMARK["LShoulder"], LANDMARK["RShoulder"]
+        m[IDX["Neck"]] = 0.5 * (world[left] + world[right])
+        vis21[IDX["Neck"]] = min(vis[left], vis[right])
         place_small_toes(m)
         for side in "RL":
             toe = IDX[side + "SmallToe"]
@@ -219,7 +215,7 @@ class MarkerBuilder(Stage):
 
         m *= scale
         image = np.full((21, 2), np.nan)
-        for name, k in MEDIAPIPE_INDEX.items():
+        for name, k in LANDMARK.items():
             image[IDX[name]] = packet.data["landmarks_2d"][k]
         weights = np.where(vis21 >= self.visibility_min, vis21, 0.0)
         weights[[IDX["Hip"], IDX["Neck"], IDX["RSmallToe"], IDX["LSmallToe"]]] = 0.0

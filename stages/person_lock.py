@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
-SHOULDERS = [11, 12]
-HIPS = [23, 24]
+from core.landmarks import LANDMARK
+
+SHOULDERS = [LANDMARK["LShoulder"], LANDMARK["RShoulder"]]
+HIPS = [LANDMARK["LHip"], LANDMARK["RHip"]]
 FACE = slice(0, 11)  # MediaPipe landmarks 0-10: nose, eyes, ears, mouth
 SETTLE_FRAMES = 3  # frames of a new lock judged with SETTLE_FACTOR times the jump allowance
 SETTLE_FACTOR = 3

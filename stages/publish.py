@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stream.packet import Packet
-from stream.stage import Sink
+from core.packet import Packet
+from core.stage import Sink
 from transports.queues import Publisher
 
 SUBSCRIBER_QUEUE = 1000  # messages kept per subscriber before it starts losing them

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from offline.angle_files import write_angle_outputs
-from offline.atomic import AtomicFolder, OutputError
-from offline.landmarks_csv import LandmarksCsvWriter
-from offline.trc import TrcWriter
-from stages.marker_sets import MARKERS_21, MARKERS_64
-from stream.packet import Packet
-from stream.stage import Sink
+from core.angle_files import write_angle_outputs
+from core.atomic import AtomicFolder, OutputError
+from core.landmarks_csv import LandmarksCsvWriter
+from core.marker_sets import MARKERS_21, MARKERS_64
+from core.packet import Packet
+from core.stage import Sink
+from core.trc import TrcWriter
 
 
 def file_stem(source_id: str) -> str:

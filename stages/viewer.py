@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from offline.trc import TrcError, read_trc
+from core.trc import TrcError, read_trc
 from transports.keys import ServerKeys
 
 NO_DISPLAY = "no display available for the viewer (DISPLAY is not set or not reachable)"

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from offline.trc import TrcWriter
+from core.trc import TrcWriter
 
 
 class ViewerRecorder:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from vispy import app, scene
 
-from offline.trc import TrcData
+from core.trc import TrcData
 from stages.viewer_panels import SkeletonView
 from stages.viewer_window import BACKGROUND, BORDER, StatusLine
 

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any, NoReturn
 
-from stages.intrinsics import read_calibration
+from core.intrinsics import read_calibration
 from stream.config import DEFAULT_CONFIG, ConfigError, load_config, with_overrides
 from stream.config_schema import validate
 from transports.keys import CLIENTS, KeysError, ServerKeys, is_loopback

@@ -10,9 +10,9 @@ import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.packet import Packet
+from core.stage import Stage
 from stream.config import ConfigError
-from stream.packet import Packet
-from stream.stage import Stage
 
 
 def load_stage_class(spec: str) -> type[Stage]:

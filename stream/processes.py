@@ -21,7 +21,7 @@ from typing import Any
 
 import zmq
 
-from offline.atomic import AtomicFile
+from core.atomic import AtomicFile
 from stages.capture import SourceError, VideoSource
 from stages.publish import StreamPublisher
 from stages.record import LiveRecorder
@@ -276,7 +276,7 @@ def _source_fps(captured: deque[tuple[int, int]]) -> float:
 def _angle_names(config: Mapping[str, Any]) -> tuple[str, ...]:
     specs = config.get("pipeline", {}).get("stages", [])
     if any(spec.startswith("stages.angles:") for spec in specs):
-        from stages.angles import ANGLE_COLUMNS
+        from core.angle_set import ANGLE_COLUMNS
 
         return ANGLE_COLUMNS
     return ()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.packet import Packet
+from core.packet import Packet
 
 
 @dataclass

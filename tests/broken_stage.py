@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream.packet import Packet
-from stream.stage import Stage
+from core.packet import Packet
+from core.stage import Stage
 
 
 class Broken(Stage):

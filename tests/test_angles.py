@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from offline.angle_files import read_mot, write_angle_outputs
-from stages.angles import ANGLE_COLUMNS, ANGLE_GROUPS, ANGLE_POSITIVE, JointAngles
-from stages.marker_sets import MARKERS_64
-from stream.packet import Packet
+from core.angle_files import read_mot, write_angle_outputs
+from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS, ANGLE_POSITIVE
+from core.atomic import OutputError
+from core.marker_sets import MARKERS_64
+from core.packet import Packet
+from stages.angles import JointAngles
 
 FPS = 100.0
 # Lab axes of a subject in the anatomical pose facing the camera: anterior = +Z,
@@ -483,7 +485,7 @@ def test_writer_failure_keeps_the_old_file(tmp_path: Path, monkeypatch, motion) 
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="demo_pelvis.csv: disk full"):
         write_angle_outputs(tmp_path, "demo", times, angles, plots=False)
     monkeypatch.undo()
 

@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stages.augment import HIP, Augment, AugmenterModel
-from stages.marker_sets import (
+from core.marker_sets import (
     AUGMENT_LOWER_OUTPUTS,
     MARKERS_21,
     MARKERS_64,
     indices,
 )
-from stream.packet import Packet
+from core.packet import Packet
+from stages.augment import HIP, Augment, AugmenterModel
 from tests.data import MOCAP_FIXTURE_DIR
 
 FPS = 30.0

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stages.angles import ANGLE_COLUMNS, ANGLE_GROUPS
+from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS
+from core.marker_sets import MARKERS_64
 from stages.capture import VideoSource
-from stages.marker_sets import MARKERS_64
 from stream.cli import choose_lift
 from stream.config import with_overrides
 from stream.pipeline import build_stages, run_inline

@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 import pytest
 
-from offline.atomic import AtomicFile, AtomicFolder, remove_stale_temporaries
+from core.atomic import AtomicFile, AtomicFolder, remove_stale_temporaries
+from core.packet import Packet
 from offline.runner import OutputLayoutError, output_dirs
 from stages.record import LiveRecorder
-from stream.packet import Packet
 from tests.data import REPO, demo_video
 from tests.test_live import LiveRun
 from tests.test_offline_cli import error_lines, run_offline
@@ -140,7 +140,7 @@ def test_sigkill_leaves_a_temporary_folder_that_the_next_writer_removes(
 def test_temporaries_of_a_live_writer_are_never_removed(tmp_path: Path) -> None:
     """Two jobs writing into one folder: the temporaries of the running one are kept."""
     code = (
-        "import sys, time; from offline.atomic import AtomicFile, AtomicFolder; "
+        "import sys, time; from core.atomic import AtomicFile, AtomicFolder; "
         f"f = AtomicFile({str(tmp_path / 'a.trc')!r}); f.write('x'); "
         f"d = AtomicFolder({str(tmp_path / 'walk')!r}); print('ready', flush=True); time.sleep(60)"
     )
@@ -163,7 +163,7 @@ def test_temporaries_are_removed_at_exit(tmp_path: Path) -> None:
     """A writer that exits (normally or by an exception) without committing leaves nothing."""
     for ending in ("sys.exit(0)", "raise RuntimeError('boom')"):
         code = (
-            "import sys; from offline.atomic import AtomicFile, AtomicFolder; "
+            "import sys; from core.atomic import AtomicFile, AtomicFolder; "
             f"f = AtomicFile({str(tmp_path / 'a.csv')!r}); f.write('x' * 100000); "
             f"d = AtomicFolder({str(tmp_path / 'walk')!r}); {ending}"
         )

@@ -20,12 +20,12 @@ import cv2
 import numpy as np
 import pytest
 
+from core.marker_sets import MARKERS_21
+from core.packet import Packet
 from stages.capture import VideoSource
 from stages.detect import LOCK_STATES, MediaPipeDetector
-from stages.marker_sets import MARKERS_21
 from stages.person_lock import HIPS, Body
 from stream.config import with_overrides
-from stream.packet import Packet
 from stream.pipeline import build_stages, run_inline
 from tests.data import DEMO_CAMERAS, REPO, demo_video
 from tests.test_live import LiveRun, collect

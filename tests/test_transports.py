@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import zmq
 
-from stream.packet import Packet
+from core.packet import Packet
 from transports.codec import (
     CodecError,
     EndOfStream,

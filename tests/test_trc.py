@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from offline.atomic import AtomicFile
-from offline.trc import TrcWriter
+from core.atomic import AtomicFile
+from core.trc import TrcWriter
 
 
 def read_trc_independently(path: Path) -> dict:

@@ -375,7 +375,7 @@ def test_closing_the_window_quits(window: Any, qt: Any, quits: list[bool]) -> No
 
 
 def test_trc_replay_plays_steps_and_scrubs(qt: Any, live: LiveSession, tmp_path: Path) -> None:
-    from offline.trc import read_trc
+    from core.trc import read_trc
     from stages.viewer_replay import ReplayWindow
 
     path = sorted(live.record_dir.glob("pingpong_*.trc"))[0]

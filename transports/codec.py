@@ -33,7 +33,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from stream.packet import Packet
+from core.packet import Packet
 
 VERSION = 1
 _SAFE_KINDS = "biuf"  # bool, signed int, unsigned int, float

@@ -53,7 +53,7 @@ from typing import Any, Self
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from stream.packet import Packet
+from core.packet import Packet
 from transports import codec
 from transports.codec import CodecError, EndOfStream
 

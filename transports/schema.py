@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.marker_sets import MARKERS_64
+from core.marker_sets import MARKERS_64
 
 API_VERSION = "1.1"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from offline.atomic import AtomicFile
+from core.atomic import AtomicFile
 
 
 def trc_header(name: str, markers: Sequence[str], rate: float, n_frames: int) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from offline.atomic import AtomicFile
+from core.atomic import AtomicFile
 
 LANDMARK_NAMES = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",

@@ -1,7 +1,7 @@
 """Joint-angle files: one CSV per joint group, an OpenSim .mot with every column, PNG plots.
 
 Everything goes under ``<out_dir>/joint_angles/``. Each file is written to a temporary file
-in the same folder and renamed over the final name (``offline.atomic``), so a crash or an
+in the same folder and renamed over the final name (``core.atomic``), so a crash or an
 error never leaves a half-written file under a name that a user or another program trusts.
 """
 
@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from offline.atomic import AtomicFile
-from stages.angles import ANGLE_COLUMNS, ANGLE_GROUPS, ANGLE_POSITIVE
+from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS, ANGLE_POSITIVE
+from core.atomic import AtomicFile
 
 FOLDER = "joint_angles"
 
 
 def _write_atomic(path: Path, content: str | bytes) -> None:
-    """Write ``content`` to ``path`` atomically (see ``offline.atomic``)."""
+    """Write ``content`` to ``path`` atomically (see ``core.atomic``)."""
     with AtomicFile(path, binary=isinstance(content, bytes)) as f:
         f.write(content)
 

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
-from stream.packet import Packet
+from core.packet import Packet
 
 
 class Stage(ABC):
