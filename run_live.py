@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 from stages.capture import classify_source
-from stages.viewer import NO_DISPLAY, display_available
 from stream.cli import OneLineParser, add_pipeline_flags, check_public_endpoints, config_from_args
 from stream.config import ConfigError
 from stream.native_stderr import filter_native_chatter
 from stream.supervisor import LiveOptions, PipelineError, run_live
+from viewer.app import NO_DISPLAY, display_available
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

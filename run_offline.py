@@ -11,27 +11,20 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
 
 from core.atomic import OutputError
+from core.demo_data import demo_video
 from offline.runner import NoPersonError, OutputLayoutError, output_dirs, process_video
 from stages.capture import SourceError
-from stages.viewer import replay_trc
 from stream.cli import OneLineParser, add_pipeline_flags, config_from_args
 from stream.config import ConfigError
 from stream.native_stderr import filter_native_chatter
 from stream.pipeline import StageError
-
-DEMO_VIDEO = "Demo_SinglePerson/videos/cam01.mp4"
-
-
-def demo_video() -> Path:
-    """The Pose2Sim single-person demo video, from the installed package."""
-    return Path(str(importlib.resources.files("Pose2Sim") / DEMO_VIDEO))
+from viewer.app import replay_trc
 
 
 class Stopped(BaseException):

@@ -6,7 +6,7 @@
    For each: fraction of source frames published, capture -> publish latency p50/p95/p99,
    per-stage latency, CPU (% of one core, all pipeline processes) and RSS.
 
-    uv run python bench/bench_live.py [--seconds 15]
+    uv run python -m bench.bench_live [--seconds 15]
 """
 
 from __future__ import annotations
@@ -21,16 +21,14 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("GLOG_minloglevel", "2")
+import cv2
+
+from bench.bench_offline import demo_path, mediapipe_alone_fps
+from offline.runner import process_video
+from stream.config import load_config
+from stream.pipeline import build_stages
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import cv2  # noqa: E402
-
-from bench.bench_offline import demo_path, mediapipe_alone_fps  # noqa: E402
-from offline.runner import process_video  # noqa: E402
-from stream.config import load_config  # noqa: E402
-from stream.pipeline import build_stages  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -3,29 +3,24 @@
 Both runs decode the same demo video; rounds alternate so machine noise hits both alike.
 Prints fps of each, their ratio, and per-stage milliseconds per frame.
 
-    uv run python bench/bench_offline.py [--rounds 3] [--video PATH]
+    uv run python -m bench.bench_offline [--rounds 3] [--video PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.resources
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("GLOG_minloglevel", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import cv2
+import numpy as np
+from mediapipe.python.solutions import pose as mp_pose
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from mediapipe.python.solutions import pose as mp_pose  # noqa: E402
-
-from offline.runner import process_video  # noqa: E402
-from stream.config import load_config  # noqa: E402
-from stream.pipeline import build_stages  # noqa: E402
+from offline.runner import process_video
+from stream.config import load_config
+from stream.pipeline import build_stages
 
 
 def mediapipe_alone_fps(video: Path) -> float:

@@ -17,7 +17,7 @@ Then the lock's own bookkeeping per frame (``Body.of`` + ``matches`` + ``accept`
 alone: the price every frame pays; a re-detection costs a MediaPipe detection, paid only
 in frames where someone other than the locked person was found.
 
-    uv run python bench/bench_person_lock.py
+    uv run python -m bench.bench_person_lock
 """
 
 from __future__ import annotations
@@ -25,23 +25,18 @@ from __future__ import annotations
 import collections
 import copy
 import itertools
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("GLOG_minloglevel", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.marker_sets import MARKERS_21  # noqa: E402
-from models.measure_noise import Camera, demo_cameras, triangulate  # noqa: E402
-from stages.capture import VideoSource  # noqa: E402
-from stages.person_lock import HIPS, SHOULDERS, Body, LockSettings, PersonLock  # noqa: E402
-from stream.config import load_config  # noqa: E402
-from stream.pipeline import build_stages, run_inline  # noqa: E402
-from tests.data import DEMO_CAMERAS, demo_video  # noqa: E402
+from core.demo_data import DEMO_CAMERAS, demo_video
+from core.marker_sets import MARKERS_21
+from models.measure_noise import Camera, demo_cameras, triangulate
+from stages.capture import VideoSource
+from stages.person_lock import HIPS, SHOULDERS, Body, LockSettings, PersonLock
+from stream.config import load_config
+from stream.pipeline import build_stages, run_inline
 
 DEMOS = ("Demo_SinglePerson", "Demo_MultiPerson")
 JUMP_M = 0.2

@@ -4,7 +4,7 @@ Detections of the demo video are computed once; then each post-detection stage i
 over the whole sequence ``--repeat`` times and the best run is reported (the least
 disturbed by other load on the machine).
 
-    uv run python bench/bench_stages.py [--repeat 5] [--video PATH] [--camera-pof]
+    uv run python -m bench.bench_stages [--repeat 5] [--video PATH] [--camera-pof]
 
 ``--camera-pof`` adds the learned lift stage (ONNX network + least-squares solve) after
 detection, as the pipeline runs it (target: <= 1 ms per frame).
@@ -15,18 +15,13 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.resources
-import os
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("GLOG_minloglevel", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from stages.capture import VideoSource  # noqa: E402
-from stream.cli import choose_lift  # noqa: E402
-from stream.config import load_config  # noqa: E402
-from stream.pipeline import build_stages  # noqa: E402
+from stages.capture import VideoSource
+from stream.cli import choose_lift
+from stream.config import load_config
+from stream.pipeline import build_stages
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ of each, so machine load drifts hit both alike). For each run: frames published 
 (counted by a subscriber, after a warm-up second), capture -> publish latency p50, and the
 window's CPU use (% of one core); medians over the runs. Also the detect stage's extra cost
 for the preview image.
-Without a display, a private Xvfb server is started (Mesa software OpenGL draws the window).
+On a machine without a display, run it under ``xvfb-run -a`` (Mesa's software OpenGL draws).
 
-    uv run python bench/bench_viewer.py [--rounds 4] [--seconds 8] [--scale 0.5]
+    uv run python -m bench.bench_viewer [--rounds 4] [--seconds 8] [--scale 0.5]
 """
 
 from __future__ import annotations
@@ -24,17 +24,15 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("GLOG_minloglevel", "2")
+import cv2
+import numpy as np
+
+from core.demo_data import demo_video
+from stages.detect import encode_preview
+from transports.queues import Subscriber
+from viewer.app import NO_DISPLAY, display_available
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from stages.detect import encode_preview  # noqa: E402
-from stages.viewer import display_available, start_xvfb  # noqa: E402
-from tests.data import demo_video  # noqa: E402
-from transports.queues import Subscriber  # noqa: E402
 
 WARM_UP_S = 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -59,11 +57,6 @@ def paced_clip(frames: list[np.ndarray], seconds: float, out: Path) -> Path:
         writer.write(cycle[i % len(cycle)])
     writer.release()
     return out
-
-
-def start_display() -> None:
-    """A private Xvfb (it dies with this process) when no display is available."""
-    os.environ["DISPLAY"] = start_xvfb()
 
 
 def free_port() -> int:
@@ -144,7 +137,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="resize the demo frames")
     args = parser.parse_args()
     if not display_available():
-        start_display()
+        parser.exit(2, f"error: {NO_DISPLAY}: on a headless machine run it under xvfb-run -a\n")
     frames = demo_frames(args.scale)
     height, width = frames[0].shape[:2]
     print(f"preview (480 px JPEG) in detect: {preview_ms(frames):.2f} ms per {width}x{height}")

@@ -29,6 +29,13 @@ class Packet:
     meta: dict[str, Any] = field(default_factory=dict)
     timings: list[tuple[str, int, int]] = field(default_factory=list)  # (stage, enter, leave) ns
 
+    def freeze(self) -> None:
+        """Make the image and every array read-only, as the socket codec delivers them, so a
+        stage that writes to its input fails offline too, not only live."""
+        for array in (self.image, *self.data.values()):
+            if isinstance(array, np.ndarray):
+                array.flags.writeable = False
+
     def stamp(self, stage_name: str, enter_ns: int) -> None:
         """Record that ``stage_name`` handled this packet from ``enter_ns`` until now."""
         self.timings.append((stage_name, enter_ns, time.monotonic_ns()))

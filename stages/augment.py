@@ -30,12 +30,10 @@ import copy
 import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from core.marker_sets import (
     AUGMENT_LOWER_INPUTS,
@@ -98,18 +96,6 @@ class AugmenterModel:
     def step(self, features: np.ndarray) -> np.ndarray:
         """Advance by one frame; augmented markers relative to ``Hip`` in heights (n_out, 3)."""
         return self._stack.step(features, self._state).reshape(-1, 3)
-
-    def run_onnx_sequence(self, inputs: np.ndarray) -> np.ndarray:
-        """Pose2Sim's whole-sequence onnxruntime run, the reference: (T, F) -> (T, n_out, 3)."""
-        batch = np.asarray(inputs, dtype=np.float32)[None]
-        (out,) = self._session.run(None, {self._session.get_inputs()[0].name: batch})
-        return out[0].astype(np.float64).reshape(len(inputs), -1, 3)
-
-    @cached_property
-    def _session(self) -> ort.InferenceSession:
-        return ort.InferenceSession(
-            str(self.model_dir / "model.onnx"), providers=["CPUExecutionProvider"]
-        )
 
 
 @dataclass

@@ -70,8 +70,7 @@ class MediaPipeDetector(Stage):
 
     name = "detect"
 
-    def __init__(self, keep_image: bool = False) -> None:
-        self.keep_image = keep_image
+    def __init__(self) -> None:
         self.preview_size = 0  # longer side of the preview in px; 0: no preview
         self.preview_quality = 70
         self._settings: dict[str, Any] = {}
@@ -126,8 +125,7 @@ class MediaPipeDetector(Stage):
             jpeg, size = encode_preview(packet.image, self.preview_size, self.preview_quality)
             packet.data["preview_jpeg"] = jpeg
             packet.meta["preview_size"] = size
-        if not self.keep_image:
-            packet.image = None
+        packet.image = None  # no stage after detection needs pixels
         return packet
 
     def _hold(self, packet: Packet, rgb: np.ndarray, found: Landmarks | None) -> Landmarks | None:

@@ -9,9 +9,7 @@ solves the least-squares problem (models/pof_solver.py, models/lifter.py) with b
 lengths from the subject's height, in the camera frame of a pinhole camera of ``fov_deg``
 or of the calibration file (core/intrinsics.py).
 The result replaces the 17 matching rows of ``world_3d`` (hip-centred, MediaPipe's axes:
-x right, y down, z away from the camera) so the marker stage downstream is unchanged;
-MediaPipe's original stays in ``world_3d_mediapipe`` and the camera-frame joints in
-``lift_camera``.
+x right, y down, z away from the camera) so the marker stage downstream is unchanged.
 """
 
 from __future__ import annotations
@@ -75,10 +73,8 @@ class PofLift(Stage):
         lifted = lift_frame(self._lifter(packet), uv, vis, K, mediapipe, self.bones, self.vis_min)
         joints = lifted.joints
         world = packet.data["world_3d"].copy()
-        packet.data["world_3d_mediapipe"] = packet.data["world_3d"]
         world[MEDIAPIPE_INDEX] = joints - joints[HIPS].mean(0)
         packet.data["world_3d"] = world
-        packet.data["lift_camera"] = joints
         return packet
 
     def reset(self, source_id: str | None = None) -> None:

@@ -43,9 +43,11 @@ class StageError(RuntimeError):
 
 
 def run_inline(stages: Sequence[Stage], packet: Packet) -> Packet | None:
-    """Pass one packet through every stage in order; ``None`` if a stage dropped it."""
+    """Pass one packet through every stage in order; ``None`` if a stage dropped it. Each
+    stage gets read-only arrays, exactly as it would from a socket in live mode."""
     for stage in stages:
         frame = packet.frame_index
+        packet.freeze()
         try:
             packet = stage(packet)
         except Exception as exc:

@@ -41,7 +41,7 @@ EXIT_SOURCE_ERROR = 3
 # cores: capture->publish p99 165 ms at nice 5, 62 ms at nice 10.
 HEAVY_NICE = 10
 EXIT_ABORTED = 4
-VIEWER_NICE = 19  # the window takes only the CPU the pipeline leaves (see stages/viewer.py)
+VIEWER_NICE = 19  # the window takes only the CPU the pipeline leaves (see viewer/app.py)
 
 
 class _StopFlag:
@@ -241,7 +241,7 @@ def viewer_main(graph: Graph, config: Mapping[str, Any], ready: Any) -> None:
     """The on-screen viewer: a subscriber of the public stream, at a lower CPU priority."""
     become_child("viewer")
     os.nice(VIEWER_NICE)
-    from stages.viewer import run_viewer  # Qt and vispy load in this process only
+    from viewer.app import run_viewer  # Qt and vispy load in this process only
 
     sys.exit(run_viewer(graph.publish, graph.control, config, on_ready=ready.set))
 

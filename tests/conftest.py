@@ -8,9 +8,9 @@ from typing import Any
 import cv2
 import pytest
 
+from core.demo_data import demo_video
 from models.mocap import MOCAP_DIR
 from stream.config import load_config
-from tests.data import demo_video
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from core.marker_sets import (
@@ -50,6 +51,16 @@ def run(stage: Augment, frames: np.ndarray, source_id: str = "s") -> tuple[np.nd
     return np.array([r[0] for r in results]), np.array([r[1] for r in results])
 
 
+def onnx_sequence(model: AugmenterModel, inputs: np.ndarray) -> np.ndarray:
+    """Pose2Sim's whole-sequence onnxruntime run, the reference: (T, F) -> (T, n_out, 3)."""
+    session = ort.InferenceSession(
+        str(model.model_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    batch = np.asarray(inputs, dtype=np.float32)[None]
+    (out,) = session.run(None, {session.get_inputs()[0].name: batch})
+    return out[0].astype(np.float64).reshape(len(inputs), -1, 3)
+
+
 def onnx_reference(
     models: dict[str, AugmenterModel], frames: np.ndarray, height: float, mass: float
 ) -> np.ndarray:
@@ -62,7 +73,7 @@ def onnx_reference(
         inputs = np.hstack(
             [relative.reshape(n, -1) / height, np.full((n, 1), height), np.full((n, 1), mass)]
         )
-        out = model.run_onnx_sequence((inputs - model.mean) / model.std)
+        out = onnx_sequence(model, (inputs - model.mean) / model.std)
         parts.append(out * height + hip[:, None])
     return np.concatenate(parts, axis=1)
 

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from core.demo_data import demo_video
 from stages.capture import SourceError, VideoSource, classify_source
-from tests.data import demo_video
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:

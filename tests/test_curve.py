@@ -273,9 +273,9 @@ def test_live_run_with_curve_keys_serves_only_known_clients(
 def test_the_engines_viewer_connects_with_the_server_keys(
     keys: Path, curve_context: tuple[zmq.Context, CurveServer]
 ) -> None:
-    """The live window (stages/viewer_feed.py) reads the CURVE stream and asks the control
+    """The live window (viewer/feed.py) reads the CURVE stream and asks the control
     socket with the server's own keypair, so it needs no client key of its own."""
-    from stages.viewer_feed import StreamFeed
+    from viewer.feed import StreamFeed
 
     context, curve = curve_context
     publisher = Publisher("tcp://127.0.0.1:*", context=context, security=curve.options)

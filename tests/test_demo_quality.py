@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 
 from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS
+from core.demo_data import DEMO_CAMERAS, demo_video
 from core.marker_sets import MARKERS_64
 from stages.capture import VideoSource
 from stream.cli import choose_lift
 from stream.config import with_overrides
 from stream.pipeline import build_stages, run_inline
-from tests.data import DEMO_CAMERAS, demo_video
 
 HEIGHT = 1.70
 BONES = {  # name: (marker a, marker b, min ratio of height, max ratio)

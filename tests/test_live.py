@@ -14,7 +14,8 @@ from pathlib import Path
 import msgpack
 import zmq
 
-from tests.data import REPO, demo_video
+from core.demo_data import demo_video
+from tests.data import REPO
 from transports.client import PoseClient
 from transports.queues import Subscriber
 

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.data import REPO, demo_video
+from core.demo_data import demo_video
+from tests.data import REPO
 
 
 def run_offline(*args: str | Path) -> subprocess.CompletedProcess[str]:

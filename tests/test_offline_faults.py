@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 from core.atomic import AtomicFile, AtomicFolder, remove_stale_temporaries
+from core.demo_data import demo_video
 from core.packet import Packet
 from offline.runner import OutputLayoutError, output_dirs
 from stages.record import LiveRecorder
-from tests.data import REPO, demo_video
+from tests.data import REPO
 from tests.test_live import LiveRun
 from tests.test_offline_cli import error_lines, run_offline
 

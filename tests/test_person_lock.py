@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
+from core.demo_data import DEMO_CAMERAS, demo_video
 from core.marker_sets import MARKERS_21
 from core.packet import Packet
 from stages.capture import VideoSource
@@ -27,7 +28,7 @@ from stages.detect import LOCK_STATES, MediaPipeDetector
 from stages.person_lock import HIPS, Body
 from stream.config import with_overrides
 from stream.pipeline import build_stages, run_inline
-from tests.data import DEMO_CAMERAS, REPO, demo_video
+from tests.data import REPO
 from tests.test_live import LiveRun, collect
 
 HIP = MARKERS_21.index("Hip")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -26,14 +27,19 @@ from transports.codec import (
     pack,
 )
 from transports.queues import (
+    IPC_FOLDER_PREFIX,
     PacketReceiver,
     PacketSender,
     Publisher,
     Subscriber,
-    ipc_endpoint,
 )
 
 SPAWN = mp.get_context("spawn")
+
+
+def ipc_endpoint(name: str = "link") -> str:
+    """A fresh ``ipc://`` endpoint in its own folder; the binding side removes both."""
+    return f"ipc://{tempfile.mkdtemp(prefix=IPC_FOLDER_PREFIX)}/{name}.sock"
 
 
 def make_packet(index: int = 7, image: np.ndarray | None = None) -> Packet:

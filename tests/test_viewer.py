@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.viewer import start_xvfb
 from tests.data import REPO
 from tests.test_live import assert_no_orphans, collect, free_port, pipeline_processes
+from tests.xvfb import start_xvfb
 from transports.client import PoseClient
 
 pytestmark = pytest.mark.skipif(
@@ -35,8 +35,8 @@ pytestmark = pytest.mark.skipif(
     reason="needs Xvfb and xdotool (.ci/run installs them)",
 )
 
-LEFT_RGB = np.array([51, 140, 255])  # stages.viewer_skeleton.LEFT as 8-bit
-RIGHT_RGB = np.array([255, 77, 38])  # stages.viewer_skeleton.RIGHT
+LEFT_RGB = np.array([51, 140, 255])  # viewer.skeleton.LEFT as 8-bit
+RIGHT_RGB = np.array([255, 77, 38])  # viewer.skeleton.RIGHT
 STARTUP_S = 90.0
 
 
@@ -209,7 +209,7 @@ class ListFeed:
         self.closed = False
 
     def poll(self) -> Any:
-        from stages.viewer_feed import FeedUpdate
+        from viewer.feed import FeedUpdate
 
         update = FeedUpdate()
         for topic, message in self.pending:
@@ -245,8 +245,8 @@ def quits() -> list[bool]:
 
 @pytest.fixture
 def window(qt: Any, live: LiveSession, tmp_path: Path, quits: list[bool]) -> Iterator[Any]:
-    from stages.viewer_window import LiveWindow
     from stream.config import load_config, with_overrides
+    from viewer.window import LiveWindow
 
     config = with_overrides(load_config(), {"viewer.record_dir": str(tmp_path)})
     window = LiveWindow(ListFeed(live.schema), config, on_quit=lambda: quits.append(True))
@@ -376,7 +376,7 @@ def test_closing_the_window_quits(window: Any, qt: Any, quits: list[bool]) -> No
 
 def test_trc_replay_plays_steps_and_scrubs(qt: Any, live: LiveSession, tmp_path: Path) -> None:
     from core.trc import read_trc
-    from stages.viewer_replay import ReplayWindow
+    from viewer.replay import ReplayWindow
 
     path = sorted(live.record_dir.glob("pingpong_*.trc"))[0]
     trc = read_trc(path)

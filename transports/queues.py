@@ -8,27 +8,8 @@ the sender spends one credit per packet. At most ``capacity`` packets per sender
 in flight, exactly, wherever ZeroMQ or the kernel would buffer them, so ZeroMQ's own
 high-water marks (left at their defaults) are never reached.
 
-Why credits instead of ZeroMQ's high-water marks (measured here: 2 shared cores, ipc://,
-a consumer that needs 50 ms per frame; "age" = capture to arrival, "done" = capture to
-the end of the consumer's work):
-
-* ``ZMQ_CONFLATE`` cannot carry multipart messages, so it cannot carry zero-copy packets.
-* PUSH/PULL with ``SNDHWM = RCVHWM = 1`` and non-blocking sends (``zmq.Again`` counted as
-  a drop) still queues messages in both pipes and in the kernel socket buffer, which the
-  HWMs do not count. 1080p at 30 fps: age 133 ms median (about 2.7 frames queued), done
-  183 ms, 20 fps. 2 kB packets at 100 fps: the kernel buffer queues dozens, age 1.5 s
-  median, 2.7 s max. Worse, libzmq discards what is still in the kernel buffer when the
-  sender closes while the receiver is throttled by its HWM, even with ``linger=-1``
-  (libzmq#4660, #1922): the end marker and the last 100 packets never arrived, and a
-  *lossless* PUSH/PULL queue (``RCVHWM=4``) lost 53 of 300 packets.
-* Credits (chosen): with ``capacity=1`` the receiver asks for a frame when it is ready
-  and the sender sends the next frame it captures; frames captured while the receiver is
-  busy are dropped. 1080p at 30 fps: age 2 ms median, done 52 ms median (72 ms max, the
-  last frame flushed by ``send_end``), 15 fps; 2 kB at 100 fps: age 0.6 ms, done 51 ms.
-  The cost: the receiver may wait up to one frame period for a fresh frame, so when it is
-  slower than the camera it runs below its own rate. A sender thread that parks the newest
-  frame and sends it the moment credit arrives gave 19 fps but 20 ms median age (done
-  70 ms median, 85 ms max): we keep the simpler, lower-latency design without threads.
+Why credits instead of ZeroMQ's own high-water marks or ``CONFLATE`` (they queue, or lose,
+frames the HWMs do not count): measured in docs/measurements.md.
 
 End of stream: the sender sends an :class:`EndOfStream` marker and waits for the receiver's
 acknowledgement before it returns, so closing right after ``send_end`` loses nothing.
@@ -37,13 +18,13 @@ ROUTER/DEALER rather than PAIR: a bound PAIR socket refuses a new peer while it 
 holds the old connection, so a restarted upstream stage could stall for good (seen in
 tests); ROUTER keeps one credit window per connected sender, which also lets several
 upstream processes feed one stage. Endpoints are ``ipc://`` by default
-(:func:`ipc_endpoint`), ``tcp://`` works the same way.
+(a folder named ``IPC_FOLDER_PREFIX*`` is removed with its socket), ``tcp://`` works the
+same way.
 """
 
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -57,7 +38,7 @@ from core.packet import Packet
 from transports import codec
 from transports.codec import CodecError, EndOfStream
 
-_IPC_PREFIX = "mocap-ipc-"
+IPC_FOLDER_PREFIX = "mocap-ipc-"  # a folder made for one ipc socket, removed with it
 _SENDER_LINGER_MS = 500  # a short grace on close; delivery itself is confirmed by acks
 # Control messages. Hello and credit carry the sender's connection number ("epoch"), so
 # credits granted to an earlier connection never count: the window stays exact across
@@ -68,18 +49,13 @@ _END_ACK = b"end-ack"  # receiver -> sender: end-of-stream marker read
 _WAIT_SLICE_S = 0.05  # how often a waiting sender retries an unsent hello
 
 
-def ipc_endpoint(name: str = "link") -> str:
-    """A fresh ``ipc://`` endpoint in its own temp dir; the binding side removes both on close."""
-    return f"ipc://{tempfile.mkdtemp(prefix=_IPC_PREFIX)}/{name}.sock"
-
-
 def _remove_ipc(endpoint: str) -> None:
-    """Delete a bound ipc socket file, and its directory if :func:`ipc_endpoint` made it."""
+    """Delete a bound ipc socket file, and its folder if it was made for it alone."""
     if not endpoint.startswith("ipc://"):
         return
     path = Path(endpoint.removeprefix("ipc://"))
     path.unlink(missing_ok=True)
-    if path.parent.name.startswith(_IPC_PREFIX):
+    if path.parent.name.startswith(IPC_FOLDER_PREFIX):
         try:
             path.parent.rmdir()
         except OSError:  # not empty: something else lives there, leave it

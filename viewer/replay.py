@@ -17,8 +17,8 @@ import numpy as np
 from vispy import app, scene
 
 from core.trc import TrcData
-from stages.viewer_panels import SkeletonView
-from stages.viewer_window import BACKGROUND, BORDER, StatusLine
+from viewer.panels import SkeletonView
+from viewer.window import BACKGROUND, BORDER, StatusLine
 
 HINTS = "space play/pause | <- -> step | PgUp PgDn 1 s | Home End | drag the bar | q quit"
 BAR = (0.25, 0.25, 0.3, 1.0)

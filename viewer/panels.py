@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from vispy import scene
 
-from stages.viewer_skeleton import (
+from viewer.skeleton import (
     LEFT,
     RIGHT,
     landmark_bones,

@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 from vispy import app, scene
 
-from stages.viewer_feed import FeedUpdate, StreamFeed
-from stages.viewer_panels import TEXT, AnglePlots, CameraView, SkeletonView, set_caption
-from stages.viewer_record import ViewerRecorder
+from viewer.feed import FeedUpdate, StreamFeed
+from viewer.panels import TEXT, AnglePlots, CameraView, SkeletonView, set_caption
+from viewer.record import ViewerRecorder
 
 TITLE = "monomocap live"
 BACKGROUND = (0.05, 0.05, 0.07, 1.0)

@@ -1,7 +1,7 @@
 """Viewer sink: the on-screen window of a live run, and the TRC replay window.
 
 The live viewer is not in the packet path: it runs in its own process and reads the public
-ZeroMQ stream like any external subscriber (see ``stages/viewer_feed.py``), so a slow,
+ZeroMQ stream like any external subscriber (see ``viewer/feed.py``), so a slow,
 paused or closed window never makes the pipeline wait. Nor does it take the pipeline's CPU:
 the process runs at the lowest priority (nice 19) and redraws within ``[viewer]
 cpu_budget``. Measured on 2 busy cores without GPU (bench/bench_viewer.py, 1080p at
@@ -20,7 +20,6 @@ import ctypes
 import ctypes.util
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -60,27 +59,6 @@ def display_available() -> bool:
     return False
 
 
-def start_xvfb() -> str:
-    """Start a private Xvfb server that dies with this process; return its DISPLAY name.
-
-    For headless machines (tests, benchmarks): Mesa's software OpenGL draws the window.
-    """
-
-    def die_with_parent() -> None:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-    read, write = os.pipe()
-    subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-        pass_fds=(write,),
-        stderr=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        return f":{pipe.readline().strip()}"
-
-
 def _connectable(endpoint: str) -> str:
     """Where to connect for an endpoint the engine binds (``*`` / 0.0.0.0: this host)."""
     return endpoint.replace("://*:", "://127.0.0.1:").replace("://0.0.0.0:", "://127.0.0.1:")
@@ -100,8 +78,8 @@ def run_viewer(
         print(f"error: {NO_DISPLAY}: run with --no-viewer", file=sys.stderr, flush=True)
         return EXIT_NO_DISPLAY
     application = _application()
-    from stages.viewer_feed import StreamFeed
-    from stages.viewer_window import LiveWindow
+    from viewer.feed import StreamFeed
+    from viewer.window import LiveWindow
 
     keys = config["live"].get("curve_keys")  # with CURVE, the window uses the server's keys
     security = ServerKeys.load(keys).as_client().options() if keys else None
@@ -130,7 +108,7 @@ def replay_trc(path: Path) -> int:
         print(f"error: {NO_DISPLAY}: replay needs a desktop session", file=sys.stderr)
         return 2
     application = _application()
-    from stages.viewer_replay import ReplayWindow
+    from viewer.replay import ReplayWindow
 
     window = ReplayWindow(trc, Path(path), on_quit=application.quit)
     window.start()

@@ -1,0 +1,56 @@
+"""Inline execution hands stages read-only arrays, exactly as the socket codec does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.packet import Packet
+from core.stage import Stage
+from stream.pipeline import StageError, run_inline
+from transports.codec import decode, encode
+
+
+class AddsMarkers(Stage):
+    name = "adds"
+
+    def process(self, packet: Packet) -> Packet:
+        packet.data["markers"] = np.zeros((3, 3))
+        return packet
+
+
+class WritesItsInput(Stage):
+    name = "writes"
+
+    def process(self, packet: Packet) -> Packet:
+        packet.data["markers"][0] = 1.0  # a bug: it must copy first
+        return packet
+
+
+class CopiesFirst(Stage):
+    name = "copies"
+
+    def process(self, packet: Packet) -> Packet:
+        markers = packet.data["markers"].copy()
+        markers[0] = 1.0
+        packet.data["markers"] = markers
+        return packet
+
+
+def frame() -> Packet:
+    return Packet("cam", 0, 0, 0.0, (4, 4), image=np.zeros((4, 4, 3), np.uint8))
+
+
+def test_a_stage_that_writes_to_its_input_fails_offline_as_it_would_live() -> None:
+    with pytest.raises(StageError, match="stage 'writes' failed on frame 0.*read-only"):
+        run_inline([AddsMarkers(), WritesItsInput()], frame())
+    live = decode(encode(AddsMarkers()(frame())))  # what the next process would receive
+    with pytest.raises(ValueError, match="read-only"):
+        WritesItsInput()(live)
+
+
+def test_a_stage_that_copies_first_works() -> None:
+    out = run_inline([AddsMarkers(), CopiesFirst()], frame())
+    assert out is not None
+    np.testing.assert_array_equal(out.data["markers"][0], 1.0)
+    assert not out.image.flags.writeable
