@@ -32,7 +32,7 @@ import numpy as np
 
 from core.demo_data import DEMO_CAMERAS, demo_video
 from core.marker_sets import MARKERS_21
-from models.measure_noise import Camera, demo_cameras, triangulate
+from models.training.multiview import Camera, demo_cameras, triangulate
 from stages.capture import VideoSource
 from stages.person_lock import HIPS, SHOULDERS, Body, LockSettings, PersonLock
 from stream.config import load_config

@@ -1,6 +1,6 @@
 """Network input from 2D keypoints: one feature row per limb (graph node).
 
-Shared by training (models/pairs.py) and inference (models/pof_onnx.py) so both see the
+Shared by training (models/training/pairs.py) and inference (models/pof_onnx.py) so both see the
 same numbers. Pixels become normalized camera rays (K^-1), because a limb's camera-frame
 orientation depends on where it sits in the field of view, not on the image size. Rays
 are centred on the mid-hip and divided by the person's ray-space size; the mid-hip ray

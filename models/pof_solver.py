@@ -9,7 +9,7 @@ without a 2D observation is held by its limbs alone.
 
 Bone lengths come from the subject's standing height times ``BONE_RATIOS``: medians over
 the real CMU actor skeletons (tier A subjects 001, 002; head-top-to-floor as height), with
-hips and shoulders moved to MediaPipe's landmark positions (models/landmark_offsets.py):
+hips and shoulders moved to MediaPipe's landmark positions (models/training/landmark_offsets.py):
 hip width, trunk sides and thighs are scaled by the median length ratio after / before.
 With those hips the trunk (mid-hip to mid-shoulder) is height / 2.85; at the joint centres
 it is height / 3.2, not the height / 3.4 an earlier seed assumed.

@@ -9,7 +9,7 @@ import cv2
 import pytest
 
 from core.demo_data import demo_video
-from models.mocap import MOCAP_DIR
+from models.training.mocap import MOCAP_DIR
 from stream.config import load_config
 
 

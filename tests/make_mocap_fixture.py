@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.mocap import MOCAP_DIR
+from models.training.mocap import MOCAP_DIR
 from tests.data import MOCAP_FIXTURE_DIR
 
 # clip -> frames kept. Training side: subject 002 in all four layouts, one DAZ salsa

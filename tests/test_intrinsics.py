@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.intrinsics import Intrinsics, camera_matrix, read_calibration
-from models.measure_noise import demo_cameras
+from models.training.multiview import demo_cameras
 from stages.markers import root_translation
 from tests.test_offline_cli import assert_clean_failure, run_offline
 

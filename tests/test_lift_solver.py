@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.mocap import load_clips, split
-from models.pairs import PairGenerator
 from models.pof_solver import bone_lengths, correct_z_sign, solve, solve_reference
 from models.skeleton import N_JOINTS, J, limb_vectors, unit
+from models.training.mocap import load_clips, split
+from models.training.pairs import PairGenerator
 from tests.data import MOCAP_FIXTURE_DIR
 
 

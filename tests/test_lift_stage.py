@@ -11,11 +11,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 from core.intrinsics import focal_length_px
 from core.packet import Packet
-from models.camera import look_at, project
-from models.fusion import fit_weights, fuse, write_weights
-from models.mocap import load_clips, split
+from models.fusion import fuse
 from models.pof_onnx import PofOnnx
 from models.skeleton import HIPS, LIMB_NAMES, MEDIAPIPE_INDEX, N_LIMBS, J, limb_vectors, unit
+from models.training.camera import look_at, project
+from models.training.fit_fusion import fit_weights, write_weights
+from models.training.mocap import load_clips, split
 from stages.lift import PofLift
 from stream.cli import LIFT_STAGE, choose_lift
 from tests.data import MOCAP_FIXTURE_DIR

@@ -7,11 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.camera import Cameras, look_at, project
-from models.corruption import NoiseModel, corrupt, markov_runs, person_scale
 from models.features import window_features
-from models.landmark_offsets import OFFSETS, TARGET, apply_offsets, ratios
-from models.mocap import (
+from models.skeleton import N_JOINTS, J, limb_vectors, unit
+from models.training.camera import Cameras, look_at, project
+from models.training.corruption import NoiseModel, corrupt, markov_runs, person_scale
+from models.training.landmark_offsets import OFFSETS, TARGET, apply_offsets, ratios
+from models.training.mocap import (
     HEEL_ALONG,
     HEEL_DOWN,
     VALIDATION_SUBJECTS,
@@ -20,8 +21,7 @@ from models.mocap import (
     load_clips,
     split,
 )
-from models.pairs import PairGenerator
-from models.skeleton import N_JOINTS, J, limb_vectors, unit
+from models.training.pairs import PairGenerator
 from tests.data import MOCAP_FIXTURE_DIR
 
 CLEAN = NoiseModel(

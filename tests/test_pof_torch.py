@@ -9,12 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models.export_onnx import export  # noqa: E402
-from models.mocap import load_clips, split  # noqa: E402
-from models.pairs import PairGenerator  # noqa: E402
-from models.pof_net import TemporalSemGCN, build  # noqa: E402
 from models.pof_onnx import PofOnnx  # noqa: E402
-from models.train import loss_fn, unroll  # noqa: E402
+from models.training.export_onnx import export  # noqa: E402
+from models.training.mocap import load_clips, split  # noqa: E402
+from models.training.pairs import PairGenerator  # noqa: E402
+from models.training.pof_net import TemporalSemGCN, build  # noqa: E402
+from models.training.train import loss_fn, unroll  # noqa: E402
 from tests.data import MOCAP_FIXTURE_DIR  # noqa: E402
 
 WINDOW = 3

@@ -1,4 +1,4 @@
-"""Export a trained POF checkpoint to ONNX: ``uv run --group train python -m models.export_onnx``.
+"""Export a trained POF checkpoint to ONNX (``python -m models.training.export_onnx``).
 
 The graph takes one frame: ``features`` (B, L, W x 11: the limb features of the last W
 frames, oldest first; W = the input width / 11) and ``prior`` (B, L, 4: the previous
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from models.pof_net import build
+from models.training.pof_net import build
 
 
 def load_checkpoint(path: Path) -> torch.nn.Module:
@@ -31,8 +31,8 @@ def load_checkpoint(path: Path) -> torch.nn.Module:
 def export(model: torch.nn.Module, out: Path, window: int = 1) -> None:
     """Write ``model`` (taking ``window`` frames) as an ONNX graph with a dynamic batch axis."""
     from models.features import N_FEATURES
-    from models.pof_net import PRIOR_FEATURES
     from models.skeleton import N_LIMBS
+    from models.training.pof_net import PRIOR_FEATURES
 
     feats = torch.zeros(1, N_LIMBS, window * N_FEATURES)
     prior = torch.zeros(1, N_LIMBS, PRIOR_FEATURES)

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.camera import project, random_cameras
-from models.corruption import NoiseModel, corrupt
 from models.features import limb_features, window_features
-from models.mocap import Clip
 from models.skeleton import FLIP_JOINTS, J, limb_vectors, unit
+from models.training.camera import project, random_cameras
+from models.training.corruption import NoiseModel, corrupt
+from models.training.mocap import Clip
 
 SEGMENT_SCALE = 0.10
 BODY_SCALE = (0.85, 1.15)

@@ -1,6 +1,6 @@
 """MediaPipe-like corruption of clean 2D keypoints.
 
-The parameters default to the fit on Pose2Sim's Demo_MultiPerson (models/measure_noise.py):
+The parameters default to the fit on Pose2Sim's Demo_MultiPerson (models/training/measure_noise.py):
 MediaPipe's per-joint jitter scales with the person's size in the image (the diagonal of
 the keypoints' bounding box) and is temporally correlated; on top come rare large outliers,
 left/right label swaps of arms or legs that last a few frames, and dropouts (occluded or
@@ -21,7 +21,7 @@ SWAP_GROUPS = {  # joints whose left/right labels MediaPipe swaps together
 }
 
 
-# Fit on Demo_MultiPerson (models/measure_noise.py), left/right averaged: the demo's
+# Fit on Demo_MultiPerson (models/training/measure_noise.py), left/right averaged: the demo's
 # left/right asymmetry comes from its camera placement, not from MediaPipe.
 MEASURED_SIGMA = {
     "Nose": 0.0151, "Shoulder": 0.0191, "Elbow": 0.0191, "Wrist": 0.0347, "Hip": 0.0183,

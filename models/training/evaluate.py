@@ -1,13 +1,13 @@
 """Evaluate an exported POF model: held-out mocap subjects and real multi-camera video.
 
-``uv run python -m models.evaluate MODEL.onnx [--demo Demo_MultiPerson]``
+``uv run python -m models.training.evaluate MODEL.onnx [--demo Demo_MultiPerson]``
 
 1. Held-out mocap (validation subjects, fixed random cameras, MediaPipe-like noise): mean,
    median and per-limb orientation error against the naive baseline (2D direction, zero
    depth), depth-sign accuracy, and the root-relative joint error (MPJPE, and PA-MPJPE
    after a similarity alignment) after the least-squares solve with the true bone lengths.
 2. Real video (a Pose2Sim demo): MediaPipe on each camera; the reference is the joints
-   triangulated from the other cameras (models/measure_noise.py), turned into that
+   triangulated from the other cameras (models/training/measure_noise.py), turned into that
    camera's frame. Compared: MediaPipe's own world landmarks, the POF model, naive.
    Demo_MultiPerson is for tuning; Demo_SinglePerson is a test set: report it, never tune.
 """
@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 from pathlib import Path
 
@@ -23,15 +22,16 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from models.corruption import NoiseModel
+from core.demo_data import demo_video
 from models.features import N_FEATURES
 from models.lifter import lift_frame
-from models.measure_noise import SAME_PERSON, demo_cameras, detections, triangulate_others
-from models.mocap import load_clips, split
-from models.pairs import PairGenerator
 from models.pof_onnx import PofOnnx, frame_step_for
 from models.pof_solver import bone_lengths, correct_z_sign, solve
 from models.skeleton import HIPS, LIMB_NAMES, limb_vectors, unit
+from models.training.corruption import NoiseModel
+from models.training.mocap import load_clips, split
+from models.training.multiview import SAME_PERSON, demo_cameras, detections, triangulate_others
+from models.training.pairs import PairGenerator
 
 
 def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -113,7 +113,7 @@ def held_out(model: Path, batches: int, seq_len: int) -> dict:
 
 def demo_fps(demo: str) -> float:
     """Frame rate of a Pose2Sim demo's videos (all cameras share it)."""
-    video = importlib.resources.files("Pose2Sim") / demo / "videos" / "cam01.mp4"
+    video = demo_video("cam01", demo)
     return float(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS))
 
 

@@ -13,15 +13,11 @@ fitted so that the layout's median hip width / thigh, trunk / thigh and trunk / 
 width match MediaPipe's 2D landmarks triangulated from Pose2Sim's calibrated
 ``Demo_MultiPerson`` (``TARGET``; the tuning demo, never the test demo).
 
-``uv run python -m models.landmark_offsets --cache mp_multi.npz`` re-measures ``TARGET`` and
-refits ``OFFSETS``.
+``uv run python -m models.training.fit_landmark_offsets --cache mp_multi.npz`` re-measures
+``TARGET`` and refits ``OFFSETS``.
 """
 
 from __future__ import annotations
-
-import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 
@@ -86,37 +82,3 @@ def fit_offsets(joints: np.ndarray, target: dict[str, float]) -> tuple[float, fl
         if np.abs(step).max() < 1e-5:
             break
     return tuple(round(float(v), 4) for v in p)
-
-
-def measure_target(cache: Path | None) -> dict[str, float]:
-    """MediaPipe's ratios on Demo_MultiPerson, from the other cameras' triangulation."""
-    from models.measure_noise import demo_cameras, detections, triangulate_others
-
-    det = detections("Demo_MultiPerson", cache)
-    cams = demo_cameras("Demo_MultiPerson")
-    points = [
-        x
-        for f in range(det["uv"].shape[1])
-        for c in range(len(cams))
-        if (x := triangulate_others(cams, det["uv"], det["vis"], c, f)) is not None
-    ]
-    return {k: round(v, 3) for k, v in ratios(np.array(points)).items()}
-
-
-def main() -> None:
-    from models.mocap import load_clips
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache", type=Path, default=None, help="MediaPipe detections (.npz)")
-    args = ap.parse_args()
-    target = measure_target(args.cache)
-    clips = load_clips(adapt=False)
-    offsets = {}
-    for layout in OFFSETS:
-        joints = np.concatenate([c.joints for c in clips if c.skeleton == layout])[::5]
-        offsets[layout] = fit_offsets(joints.astype(np.float64), target)
-    print(json.dumps({"TARGET": target, "OFFSETS": offsets}, indent=1))
-
-
-if __name__ == "__main__":
-    main()

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.landmark_offsets import OFFSETS, apply_offsets
 from models.skeleton import N_JOINTS, J, unit
+from models.training.landmark_offsets import OFFSETS, apply_offsets
 
-MOCAP_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"
+MOCAP_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mocap"
 # Whole subjects held out for validation, as the mocap README recommends (10.4 % of frames).
 VALIDATION_SUBJECTS = frozenset({"131", "aclstm_martial", "085", "090"})
 HEEL_ALONG, HEEL_DOWN = -0.163, 0.435  # fit_heel() on the DeepMimic clips
@@ -121,7 +121,7 @@ def fit_heel(clips: list[Path]) -> tuple[float, float]:
 
 def load_clips(root: Path = MOCAP_DIR, adapt: bool = True) -> list[Clip]:
     """Every clip of the folder on the lifter's joints (``adapt``: MediaPipe-like hips and
-    shoulders, models/landmark_offsets.py)."""
+    shoulders, models/training/landmark_offsets.py)."""
     paths = sorted(Path(root).glob("*.npz"))
     if not paths:
         what = "holds no .npz clips" if Path(root).is_dir() else "does not exist"

@@ -1,10 +1,10 @@
-"""Train a POF network on mocap pairs: ``uv run --group train python -m models.train``.
+"""Train a POF network on mocap pairs: ``uv run --group train python -m models.training.train``.
 
 Sequences are unrolled frame by frame; each frame's prediction (detached) is the next
 frame's prior, as at inference; each frame's input is its window of 2D frames (``--window``;
 the history frames in front of the sequence only fill windows). Loss = cosine (1 - cos) per
 limb + ``ZSIGN_WEIGHT`` x BCE on the sign of the limb's depth component. Validation uses
-whole held-out subjects (models/mocap.py) through fixed random cameras; the naive baseline
+whole held-out subjects (models/training/mocap.py) through fixed random cameras; the naive baseline
 takes each limb's 2D direction with zero depth. Logs one JSON line per evaluation;
 checkpoints go to --out.
 """
@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from models.corruption import NoiseModel
 from models.features import N_FEATURES
-from models.mocap import load_clips, split
-from models.pairs import Batch, PairGenerator
-from models.pof_net import PRIOR_FEATURES, build
+from models.training.corruption import NoiseModel
+from models.training.mocap import load_clips, split
+from models.training.pairs import Batch, PairGenerator
+from models.training.pof_net import PRIOR_FEATURES, build
 
 ZSIGN_WEIGHT = 0.2
 

@@ -1,0 +1,135 @@
+"""Multi-view reference on Pose2Sim's calibrated 4-camera demos: the truth real video is
+measured against.
+
+MediaPipe runs on every camera (``detections``, cached as .npz); for a held-out camera, each
+frame is triangulated (DLT) from the *other* cameras (``triangulate_others``), so the
+reference never sees the view under test. Two people are in Demo_MultiPerson and MediaPipe
+tracks one per camera, so only views that agree on the person are used: the triangulating
+views must reproject consistently (``CONSISTENT``), and callers check the held-out view's
+residual (``SAME_PERSON``). Used by the noise fit, the landmark offsets, the fusion
+weights and the evaluation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.demo_data import DEMO_CAMERAS, demo_calibration, demo_video
+from core.intrinsics import qca_camera_elements, qca_intrinsics
+from models.skeleton import JOINTS, MEDIAPIPE_INDEX
+
+VIS_OK = 0.5  # a view joins the triangulation above this visibility
+CONSISTENT = 0.03  # max median reprojection error among the triangulating views (x diag)
+SAME_PERSON = 0.08  # the held-out view's median residual must be under this (x diag)
+
+
+@dataclass
+class Camera:
+    """OpenCV camera: world->camera R, t (m), intrinsics, distortion, image size."""
+
+    R: np.ndarray
+    t: np.ndarray
+    K: np.ndarray
+    dist: np.ndarray
+    size: tuple[int, int]
+
+    def project(self, X: np.ndarray) -> np.ndarray:
+        uv, _ = cv2.projectPoints(
+            X.reshape(-1, 3), cv2.Rodrigues(self.R)[0], self.t, self.K, self.dist
+        )
+        return uv.reshape(X.shape[:-1] + (2,))
+
+
+def read_qca(path: Path, dist_scale: float) -> list[Camera]:
+    """Qualisys .qca.txt -> cameras, following Pose2Sim's calib_qca_fun conventions."""
+    cams = []
+    flip = np.diag([1.0, -1.0, -1.0])  # Pose2Sim's pi turn about the camera x axis
+    for cam in qca_camera_elements(ET.parse(path).getroot()):
+        intr, tr = qca_intrinsics(cam, dist_scale), cam.find("transform")
+        M = np.array([[float(tr.get(f"r{i}{j}")) for j in (1, 2, 3)] for i in (1, 2, 3)])
+        pos = np.array([float(tr.get(k)) for k in "xyz"]) / 1000
+        R = flip @ M
+        cams.append(Camera(R, -R @ pos, intr.K, intr.dist, intr.size))
+    return cams
+
+
+def run_mediapipe(video: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(T, 17, 2) pixels, (T, 17) visibility, (T, 17, 3) world landmarks; NaN: nobody found."""
+    from mediapipe.python.solutions import pose as mp_pose
+
+    cap = cv2.VideoCapture(str(video))
+    uv, vis, world = [], [], []
+    with mp_pose.Pose(model_complexity=1, smooth_landmarks=True) as pose:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            h, w = frame.shape[:2]
+            res = pose.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            if res.pose_landmarks is None:
+                uv.append(np.full((len(JOINTS), 2), np.nan))
+                vis.append(np.zeros(len(JOINTS)))
+                world.append(np.full((len(JOINTS), 3), np.nan))
+                continue
+            lm = res.pose_landmarks.landmark
+            wl = res.pose_world_landmarks.landmark
+            uv.append([(lm[i].x * w, lm[i].y * h) for i in MEDIAPIPE_INDEX])
+            vis.append([lm[i].visibility for i in MEDIAPIPE_INDEX])
+            world.append([(wl[i].x, wl[i].y, wl[i].z) for i in MEDIAPIPE_INDEX])
+    return np.array(uv), np.array(vis), np.array(world)
+
+
+def triangulate(cams: list[Camera], uv: list[np.ndarray]) -> np.ndarray:
+    """DLT of (J, 2) pixels seen by several cameras -> (J, 3) world points."""
+    rows = []
+    for cam, p in zip(cams, uv, strict=True):
+        n = cv2.undistortPoints(p.reshape(-1, 1, 2), cam.K, cam.dist).reshape(-1, 2)
+        P = np.hstack([cam.R, cam.t[:, None]])
+        rows.append(np.stack([n[:, :1] * P[2] - P[0], n[:, 1:] * P[2] - P[1]], 1))
+    A = np.concatenate(rows, 1)  # (J, 2 * views, 4)
+    X = np.linalg.svd(A)[2][:, -1]
+    return X[:, :3] / X[:, 3:]
+
+
+def triangulate_others(
+    cams: list[Camera], uv: np.ndarray, vis: np.ndarray, target: int, f: int
+) -> np.ndarray | None:
+    """(J, 3) world joints of frame ``f`` from the largest consistent set of other cameras."""
+    others = [c for c in range(len(cams)) if c != target]
+    for k in (3, 2):
+        for subset in itertools.combinations(others, k):
+            if any(np.isnan(uv[c, f]).any() or np.median(vis[c, f]) < VIS_OK for c in subset):
+                continue
+            X = triangulate([cams[c] for c in subset], [uv[c, f] for c in subset])
+            errs = [np.median(np.linalg.norm(cams[c].project(X) - uv[c, f], axis=-1))
+                    / bbox_diagonal(uv[c, f]) for c in subset]  # fmt: skip
+            if max(errs) < CONSISTENT:
+                return X
+    return None
+
+
+def bbox_diagonal(p: np.ndarray) -> float:
+    """The 2D bounding-box diagonal of (J, 2) pixels: the scale residuals are measured in."""
+    return float(np.linalg.norm(p.max(0) - p.min(0)))
+
+
+def detections(demo: str, cache: Path | None) -> dict[str, np.ndarray]:
+    """MediaPipe on every camera of a Pose2Sim demo: uv (C, T, 17, 2), vis, world."""
+    if cache and cache.exists():
+        return dict(np.load(cache))
+    runs = [run_mediapipe(demo_video(camera, demo)) for camera in DEMO_CAMERAS]
+    out = {k: np.stack([r[i] for r in runs]) for i, k in enumerate(("uv", "vis", "world"))}
+    if cache:
+        np.savez(cache, **out)
+    return out
+
+
+def demo_cameras(demo: str, dist_scale: float = 1 / 64) -> list[Camera]:
+    """The demo's calibrated cameras (Pose2Sim's distortion convention by default)."""
+    return read_qca(demo_calibration(demo), dist_scale)
