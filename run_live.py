@@ -6,7 +6,7 @@ Examples:
     uv run run_live.py --source 0                           # webcam 0, until Ctrl-C
     uv run run_live.py --source walk.mp4 --stats            # a file played at its frame rate
     uv run run_live.py --source walk.mp4 --record out/ --lossless --no-viewer
-    uv run python -m transports.example_subscriber          # in another terminal
+    uv run python -m examples.subscriber          # in another terminal
     uv run run_live.py --source 0 --publish tcp://0.0.0.0:5555 --curve-keys keys/  # network
 """
 

@@ -4,23 +4,22 @@ Detections of the demo video are computed once; then each post-detection stage i
 over the whole sequence ``--repeat`` times and the best run is reported (the least
 disturbed by other load on the machine).
 
-    uv run python -m bench.bench_stages [--repeat 5] [--video PATH] [--camera-pof]
+    uv run python -m bench.bench_stages [--repeat 5] [--video PATH] [--lift pof|mediapipe]
 
-``--camera-pof`` adds the learned lift stage (ONNX network + least-squares solve) after
-detection, as the pipeline runs it (target: <= 1 ms per frame).
+The lift stage (ONNX network + least-squares solve) is timed as config.toml's [lift] method
+says (target: <= 1 ms per frame); ``--lift mediapipe`` makes it a pass-through.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import importlib.resources
 import time
 from pathlib import Path
 
+from core.demo_data import demo_video
 from stages.capture import VideoSource
-from stream.cli import choose_lift
-from stream.config import load_config
+from stream.config import load_config, with_overrides
 from stream.pipeline import build_stages
 
 
@@ -28,15 +27,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--video", type=Path)
-    parser.add_argument("--camera-pof", action="store_true", help="include the lift stage")
-    parser.add_argument("--pof-model", type=Path, help="ONNX lifter (implies --camera-pof)")
+    parser.add_argument("--lift", choices=("pof", "mediapipe"), help="default: config.toml")
+    parser.add_argument("--pof-model", type=Path, help="ONNX lifter")
     args = parser.parse_args()
-    video = args.video or Path(
-        str(importlib.resources.files("Pose2Sim") / "Demo_SinglePerson/videos/cam01.mp4")
+    video = args.video or demo_video()
+    config = with_overrides(
+        load_config(),
+        {"lift.method": args.lift, "lift.model": args.pof_model and str(args.pof_model.resolve())},
     )
-    config = load_config()
-    if args.camera_pof or args.pof_model:
-        choose_lift(config, "pof", args.pof_model)
     stages = build_stages(config)
     detect, later = stages[0], stages[1:]
     detected = [detect(p) for p in VideoSource(video)]

@@ -37,18 +37,16 @@ class PofLift(Stage):
     name = "lift"
 
     def __init__(self) -> None:
-        self.model_path = PROJECT / "models/weights/pof_mlp_w9.onnx"
-        self.bones = bone_lengths(1.70)
-        self.camera = CameraMatrices({})
-        self.vis_min = 0.3
         self._lifters: dict[str, PofOnnx] = {}
 
     def setup(self, config: Mapping[str, Any]) -> None:
-        lift = config.get("lift", {})
-        self.model_path = PROJECT / Path(lift.get("model", self.model_path))
-        self.bones = bone_lengths(float(config.get("subject", {}).get("height", 1.70)))
+        self.enabled = config["lift"]["method"] == "pof"  # else MediaPipe's 3D passes through
+        self.model_path = PROJECT / Path(config["lift"]["model"])
+        self.bones = bone_lengths(float(config["subject"]["height"]))
         self.camera = CameraMatrices(config)
-        self.vis_min = float(config.get("markers", {}).get("visibility_min", self.vis_min))
+        self.vis_min = float(config["markers"]["visibility_min"])
+        if not self.enabled:
+            return
         if not self.model_path.is_file():
             raise FileNotFoundError(
                 f"POF model not found: {self.model_path} (check --pof-model or [lift] model)"
@@ -63,6 +61,8 @@ class PofLift(Stage):
         return self._lifters[packet.source_id]
 
     def process(self, packet: Packet) -> Packet:
+        if not self.enabled:
+            return packet
         if not packet.meta.get("person", False):
             self.reset(packet.source_id)  # a lost track restarts the temporal prior
             return packet

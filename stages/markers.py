@@ -47,6 +47,9 @@ IDX = {name: i for i, name in enumerate(MARKERS_21)}
 CAMERA_TO_LAB = np.diag([1.0, -1.0, -1.0])
 SMALL_TOE_BACK = 0.10  # fraction of heel->big-toe length behind the big toe
 SMALL_TOE_LATERAL = 0.25  # fraction of heel->big-toe length lateral of the big toe
+# MediaPipe's world landmarks are drawn at about this standing height (m): the scale to use
+# before the subject's own height has been measured.
+MEDIAPIPE_BODY_HEIGHT = 1.70
 SCALE_CALIBRATION_FRAMES = 600  # the running median freezes after this many usable frames
 
 
@@ -164,7 +167,7 @@ class MarkerBuilder(Stage):
 
     def setup(self, config: Mapping[str, Any]) -> None:
         markers = config.get("markers", {})
-        self.height = float(config.get("subject", {}).get("height", 1.70))
+        self.height = float(config["subject"]["height"])
         self.visibility_min = float(markers.get("visibility_min", 0.3))
         self.force_complete = bool(markers.get("force_complete", False))
         self.estimate_missing = bool(markers.get("estimate_missing", False)) or self.force_complete
@@ -233,7 +236,7 @@ class MarkerBuilder(Stage):
             if np.isfinite(h) and h > 0:
                 bisect.insort(state.heights, h)
         if not state.heights:
-            return 1.0 if not np.isfinite(self.height) else self.height / 1.70
+            return 1.0 if not np.isfinite(self.height) else self.height / MEDIAPIPE_BODY_HEIGHT
         return self.height / float(np.median(state.heights))
 
     def reset(self, source_id: str | None = None) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from core.packet import Packet
 from core.stage import Sink
 from transports.queues import Publisher
+from transports.schema import ANGLES, MARKERS, PREVIEW, STATUS
 
 SUBSCRIBER_QUEUE = 1000  # messages kept per subscriber before it starts losing them
 
@@ -37,7 +38,7 @@ class StreamPublisher(Sink):
 
     def setup(self, config: Mapping[str, Any]) -> None:
         if self.endpoint is None:
-            self.endpoint = config.get("live", {}).get("publish", "tcp://127.0.0.1:5555")
+            self.endpoint = config["live"]["publish"]
         self._publisher = Publisher(self.endpoint, hwm=SUBSCRIBER_QUEUE, security=self._security)
 
     def _send(self, topic: str, payload: dict[str, Any]) -> None:
@@ -51,7 +52,7 @@ class StreamPublisher(Sink):
             "timestamp_ns": packet.timestamp_ns,
         }
         self._send(
-            "pose.markers",
+            MARKERS,
             {
                 **head,
                 "media_time_s": packet.media_time_s,
@@ -61,13 +62,13 @@ class StreamPublisher(Sink):
             },
         )
         if "angles" in packet.data:
-            self._send("pose.angles", {**head, "angles": packet.data["angles"]})
+            self._send(ANGLES, {**head, "angles": packet.data["angles"]})
         if "preview_jpeg" in packet.data:
-            self._send("pose.preview", {**head, **_preview(packet)})
+            self._send(PREVIEW, {**head, **_preview(packet)})
         return packet
 
     def publish_status(self, status: dict[str, Any]) -> None:
-        self._send("pose.status", status)
+        self._send(STATUS, status)
 
     def close(self) -> None:
         if self._publisher is not None:

@@ -23,7 +23,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-LIFT_STAGE = "stages.lift:PofLift"
 LIFTS = ("pof", "mediapipe")
 
 
@@ -67,7 +66,7 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
         "--lift",
         choices=LIFTS,
         help="3D from the learned limb-orientation lifter (pof) or MediaPipe's world landmarks"
-        " (default: as config.toml's [pipeline] stages say)",
+        " (default: config.toml's [lift] method)",
     )
     p.add_argument("--camera-pof", action="store_true", help="same as --lift pof")
     p.add_argument("--pof-model", type=Path, help="ONNX model of the lifter (implies --lift pof)")
@@ -85,6 +84,8 @@ FLAGS = {
     "markers.estimate_missing": "--estimate-missing",
     "markers.force_complete": "--force-complete",
     "markers.fov_deg": "--fov",
+    "lift.method": "--lift",
+    "lift.model": "--pof-model",
     "camera.calibration": "--calibration",
     "camera.camera": "--calibration-camera",
     "angles.compute_all": "--compute-all-joint-angles",
@@ -104,8 +105,12 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
     config = with_overrides(load_config(args.config), {**overrides, **(extra or {})})
     if args.lift == "mediapipe" and (args.camera_pof or args.pof_model):
         raise ConfigError("--lift mediapipe contradicts --camera-pof / --pof-model: pick one")
-    if args.lift or args.camera_pof or args.pof_model:
-        choose_lift(config, "mediapipe" if args.lift == "mediapipe" else "pof", args.pof_model)
+    if args.camera_pof or args.pof_model:
+        config["lift"]["method"] = "pof"
+    if args.pof_model is not None:
+        if not args.pof_model.is_file():
+            raise ConfigError(f"--pof-model: file not found: {args.pof_model}")
+        config["lift"]["model"] = str(args.pof_model.resolve())
     given = {key: flag for key, flag in FLAGS.items() if overrides[key] is not None}
     validate(config, str(args.config or DEFAULT_CONFIG.name), flags=given)
     check_calibration(config["camera"])
@@ -117,21 +122,6 @@ def _flag_value(args: argparse.Namespace, flag: str) -> Any:
     paths as strings, as the config file has them."""
     value = getattr(args, flag.removeprefix("--").replace("-", "_"), None)
     return str(value) if isinstance(value, Path) else value
-
-
-def choose_lift(config: dict[str, Any], method: str, model: Path | None = None) -> None:
-    """``pof``: the POF lift right after detection (it replaces MediaPipe's world landmarks);
-    ``mediapipe``: no lift stage, MediaPipe's world landmarks go on as they are."""
-    stages = config["pipeline"]["stages"]
-    if method == "mediapipe":
-        stages[:] = [s for s in stages if s != LIFT_STAGE]
-        return
-    if LIFT_STAGE not in stages:
-        stages.insert(1, LIFT_STAGE)
-    if model is not None:
-        if not model.is_file():
-            raise ConfigError(f"--pof-model: file not found: {model}")
-        config["lift"]["model"] = str(model.resolve())
 
 
 def check_calibration(camera: dict[str, Any]) -> None:

@@ -188,7 +188,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "lock_search_radius": Number(0.0, 10.0, "torso lengths", above=True),
         "lock_timeout_s": Number(0.0, 3600.0, "s"),
     },
-    "lift": {"model": NONEMPTY},
+    "lift": {"method": Text(choices=("pof", "mediapipe")), "model": NONEMPTY},
     "markers": {
         "visibility_min": Number(0.0, 1.0),
         "estimate_missing": Flag(),

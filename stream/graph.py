@@ -77,6 +77,6 @@ def plan_graph(config: Mapping[str, Any], run_dir: Path) -> Graph:
         stages=nodes,
         sink_input=inputs[-1],
         events=f"ipc://{run_dir}/events.sock",
-        publish=live.get("publish", "tcp://127.0.0.1:5555"),
-        control=live.get("control", "tcp://127.0.0.1:5556"),
+        publish=live["publish"],
+        control=live["control"],
     )

@@ -161,11 +161,15 @@ def test_only_the_known_client_gets_control_answers(
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        reply = PoseClient(control=endpoint, keys=laptop(keys)).request("version", timeout_s=10)
+        reply = PoseClient(publish="", control=endpoint, keys=laptop(keys)).request(
+            "version", timeout_s=10
+        )
         assert reply["ok"] and reply["version"]
         for name, client in strangers(keys, other_keys).items():
             with pytest.raises(ControlTimeout):
-                PoseClient(control=endpoint, keys=client).request("version", timeout_s=SILENCE_S)
+                PoseClient(publish="", control=endpoint, keys=client).request(
+                    "version", timeout_s=SILENCE_S
+                )
                 pytest.fail(f"{name} got an answer")
     finally:
         stop.set()
@@ -247,7 +251,7 @@ def test_live_run_with_curve_keys_serves_only_known_clients(
             for name, stranger in strangers(keys, other_keys).items()
         }
         example = subprocess.run(
-            [sys.executable, "-m", "transports.example_subscriber", "--publish", publish,
+            [sys.executable, "-m", "examples.subscriber", "--publish", publish,
              "--control", control, "--count", "5", "--server-key", keys / "server.key",
              "--client-key", keys / "clients" / "laptop.key_secret"],
             cwd=REPO, capture_output=True, text=True, timeout=60,

@@ -13,7 +13,6 @@ variation is printed for every bone and only gross instability fails. The learne
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,6 @@ from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS
 from core.demo_data import DEMO_CAMERAS, demo_video
 from core.marker_sets import MARKERS_64
 from stages.capture import VideoSource
-from stream.cli import choose_lift
 from stream.config import with_overrides
 from stream.pipeline import build_stages, run_inline
 
@@ -41,8 +39,10 @@ MAX_BONE_CV = 0.35
 def demo_markers(config: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, np.ndarray]:
     """markers_64 of every frame of every demo camera, run with --estimate-missing, with
     MediaPipe's 3D (--lift mediapipe) and with the learned POF lift (--lift pof)."""
-    cfg = with_overrides(config, {"markers.estimate_missing": True, "subject.height": HEIGHT})
-    choose_lift(cfg, request.param)
+    cfg = with_overrides(
+        config,
+        {"markers.estimate_missing": True, "subject.height": HEIGHT, "lift.method": request.param},
+    )
     stages = build_stages(cfg)
     out = {}
     for camera in DEMO_CAMERAS:
@@ -80,8 +80,7 @@ def test_bone_lengths_plausible_and_stable(demo_markers: dict, camera: str) -> N
 def demo_angles(config: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
     """Joint angles of every frame of every demo camera, default settings, with each lift
     (``"lift"`` names it)."""
-    cfg = copy.deepcopy(config)
-    choose_lift(cfg, request.param)
+    cfg = with_overrides(config, {"lift.method": request.param})
     stages = build_stages(cfg)
     out = {}
     for camera in DEMO_CAMERAS:

@@ -18,7 +18,7 @@ from models.training.camera import look_at, project
 from models.training.fit_fusion import fit_weights, write_weights
 from models.training.mocap import load_clips, split
 from stages.lift import PofLift
-from stream.cli import LIFT_STAGE, choose_lift
+from stream.config import load_config, with_overrides
 from tests.data import MOCAP_FIXTURE_DIR
 
 SIZE = (1280, 720)
@@ -85,8 +85,7 @@ def test_lift_stage(tmp_path: Path) -> None:
     constant_model(tmp_path / "pof.onnx", truth)
 
     stage = PofLift()
-    config = {"lift": {"model": str(tmp_path / "pof.onnx")}, "markers": {"fov_deg": 60.0}}
-    stage.setup(config)
+    stage.setup(with_overrides(load_config(), {"lift.model": str(tmp_path / "pof.onnx")}))
     out = stage(person_packet(uv, np.zeros((len(MEDIAPIPE_INDEX), 3))))
     world = out.data["world_3d"][MEDIAPIPE_INDEX]
     assert limb_errors_deg(world, truth).max() < 5
@@ -114,7 +113,7 @@ def test_fusion_weights_in_the_model_pick_the_source_per_limb(tmp_path: Path) ->
     mediapipe = cam - cam[HIPS].mean(0)
     mediapipe[[J["LWrist"], J["RWrist"]]] += [0.0, 0.0, 0.3]  # MediaPipe's forearm depth
     stage = PofLift()
-    stage.setup({"lift": {"model": str(tmp_path / "pof.onnx")}, "markers": {"fov_deg": 60.0}})
+    stage.setup(with_overrides(load_config(), {"lift.model": str(tmp_path / "pof.onnx")}))
     world = stage(person_packet(uv, mediapipe)).data["world_3d"][MEDIAPIPE_INDEX]
     assert limb_errors_deg(world, truth).max() < 5
     stage.close()
@@ -129,11 +128,15 @@ def test_fit_weights_follow_inverse_variance() -> None:
     np.testing.assert_allclose(fuse(a, b, np.array([0.5])), unit(np.array([[1.0, 1.0, 0]])))
 
 
-def test_choose_lift_adds_or_removes_the_stage(config) -> None:
-    cfg = copy.deepcopy(config)
-    choose_lift(cfg, "pof")
-    choose_lift(cfg, "pof")
-    assert cfg["pipeline"]["stages"].count(LIFT_STAGE) == 1
-    assert cfg["pipeline"]["stages"][1] == LIFT_STAGE  # right after detection
-    choose_lift(cfg, "mediapipe")
-    assert LIFT_STAGE not in cfg["pipeline"]["stages"]
+def test_lift_mediapipe_passes_mediapipe_3d_through(config, tmp_path: Path) -> None:
+    """--lift mediapipe: the stage changes nothing and loads no model (none exists here)."""
+    stage = PofLift()
+    missing = str(tmp_path / "absent.onnx")
+    stage.setup(with_overrides(config, {"lift.method": "mediapipe", "lift.model": missing}))
+    cam, K, uv = scene()
+    packet = person_packet(uv, cam - cam[HIPS].mean(0))
+    before = copy.deepcopy(packet.data)
+    out = stage(packet)
+    assert out.data.keys() == before.keys()
+    for key, value in before.items():
+        np.testing.assert_array_equal(out.data[key], value)

@@ -1,6 +1,6 @@
 """A small client for the public stream, for Python programs that consume poses.
 
-    client = PoseClient()                    # defaults: the engine's default ports
+    client = PoseClient("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556")  # config.toml [live]
     print(client.request("schema"))          # control socket (REQ/REP)
     for topic, msg in client.messages(("pose.markers",)):
         print(msg["frame_index"], msg["markers"][19])   # Hip, metres
@@ -27,9 +27,6 @@ import zmq
 from transports.keys import ClientKeys
 from transports.queues import Subscriber
 
-DEFAULT_PUBLISH = "tcp://127.0.0.1:5555"
-DEFAULT_CONTROL = "tcp://127.0.0.1:5556"
-
 
 class ControlTimeout(TimeoutError):
     """The engine did not answer the control request in time (is it running?)."""
@@ -40,8 +37,8 @@ class PoseClient:
 
     def __init__(
         self,
-        publish: str = DEFAULT_PUBLISH,
-        control: str = DEFAULT_CONTROL,
+        publish: str,
+        control: str,
         keys: ClientKeys | None = None,
     ) -> None:
         self.publish = publish

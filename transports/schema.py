@@ -20,8 +20,9 @@ COORDINATES = (
     "origin at the camera (level camera assumed for 'up')"
 )
 
+MARKERS, ANGLES, PREVIEW, STATUS = "pose.markers", "pose.angles", "pose.preview", "pose.status"
 TOPICS: dict[str, dict[str, str]] = {
-    "pose.markers": {
+    MARKERS: {
         "source_id": "str: video file stem, webcam index or stream URL",
         "frame_index": "int: frame number in the source, from 0",
         "timestamp_ns": "int: capture time, CLOCK_MONOTONIC of the capturing host, ns",
@@ -30,14 +31,14 @@ TOPICS: dict[str, dict[str, str]] = {
         "markers": "ndarray float64 (64, 3): marker positions, m, NaN = missing; order = names",
         "estimated": "ndarray bool (64,): value is estimated, not directly observed",
     },
-    "pose.angles": {
+    ANGLES: {
         "source_id": "str",
         "frame_index": "int",
         "timestamp_ns": "int",
         "angles": "ndarray float64 (N,): joint angles, degrees, NaN = not computable; order = "
         "the control socket's 'angles' reply",
     },
-    "pose.preview": {
+    PREVIEW: {
         "source_id": "str",
         "frame_index": "int",
         "timestamp_ns": "int",
@@ -48,7 +49,7 @@ TOPICS: dict[str, dict[str, str]] = {
         "(x right, y down), NaN = no person",
         "visibility": "ndarray float64 (33,): MediaPipe visibility, 0..1",
     },
-    "pose.status": {
+    STATUS: {
         "source_fps": "float: frames captured per second (last interval)",
         "published_fps": "float: frames published per second (last interval)",
         "published": "int: frames published since the start",

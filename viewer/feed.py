@@ -18,8 +18,9 @@ import msgpack
 import zmq
 
 from transports.queues import Subscriber
+from transports.schema import ANGLES, MARKERS, PREVIEW, STATUS
 
-TOPICS = ("pose.markers", "pose.angles", "pose.status", "pose.preview")
+TOPICS = (MARKERS, ANGLES, STATUS, PREVIEW)
 SCHEMA_RETRY_S = 2.0
 RECEIVE_QUEUE = 200  # messages ZeroMQ keeps for a window that is not reading
 
@@ -39,13 +40,13 @@ class FeedUpdate:
 
     def add(self, topic: str, payload: dict[str, Any]) -> None:
         """File one published message under its topic (others are ignored)."""
-        if topic == "pose.markers":
+        if topic == MARKERS:
             self.markers.append(payload)
-        elif topic == "pose.angles":
+        elif topic == ANGLES:
             self.angles.append(payload)
-        elif topic == "pose.status":
+        elif topic == STATUS:
             self.status = payload
-        elif topic == "pose.preview":
+        elif topic == PREVIEW:
             self.preview = payload
 
 

@@ -1,6 +1,8 @@
 """Print what the engine publishes: run it beside ``run_live.py``.
 
-uv run python -m transports.example_subscriber [--publish tcp://127.0.0.1:5555]
+uv run python -m examples.subscriber [--publish ENDPOINT --control ENDPOINT]
+
+Without flags it connects where ``config.toml`` says the engine publishes ([live]).
 
 For an engine run with ``--curve-keys`` add ``--server-key DIR/server.key`` and
 ``--client-key NAME.key_secret`` (see ``transports/keys.py``).
@@ -13,14 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from transports.client import DEFAULT_CONTROL, DEFAULT_PUBLISH, ControlTimeout, PoseClient
+from stream.config import load_config
+from transports.client import ControlTimeout, PoseClient
 from transports.keys import ClientKeys, KeysError
+from transports.schema import ANGLES, MARKERS, STATUS
 
 
 def main() -> None:
+    live = load_config()["live"]
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--publish", default=DEFAULT_PUBLISH)
-    parser.add_argument("--control", default=DEFAULT_CONTROL)
+    parser.add_argument("--publish", default=live["publish"], help="the engine's stream")
+    parser.add_argument("--control", default=live["control"], help="its control socket")
     parser.add_argument("--count", type=int, default=0, help="stop after N messages (0: never)")
     parser.add_argument("--server-key", type=Path, help="the engine's server.key (CURVE)")
     parser.add_argument("--client-key", type=Path, help="this client's NAME.key_secret (CURVE)")
@@ -40,12 +45,12 @@ def main() -> None:
         raise SystemExit(f"error: {exc}: is run_live.py running{hint}?") from None
     print(f"{len(markers)} markers, {len(angles)} angles; waiting for frames (Ctrl-C to stop)")
     hip = markers.index("Hip")
-    topics = ("pose.markers", "pose.angles", "pose.status")  # not the viewer's pose.preview
+    topics = (MARKERS, ANGLES, STATUS)  # not the viewer's pose.preview
     for n, (topic, msg) in enumerate(client.messages(topics), start=1):
-        if topic == "pose.markers":
+        if topic == MARKERS:
             position = np.round(msg["markers"][hip], 3)
             print(f"frame {msg['frame_index']:6d}  person={msg['person']!s:5}  Hip={position}")
-        elif topic == "pose.angles":
+        elif topic == ANGLES:
             knee = msg["angles"][angles.index("knee_r_flex_deg")]
             print(f"frame {msg['frame_index']:6d}  right knee flexion {knee:6.1f} deg")
         else:
