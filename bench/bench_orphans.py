@@ -24,38 +24,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.bench_live import paced_clip  # noqa: E402
 from bench.bench_offline import demo_path  # noqa: E402
+from tests.proc import descendants, running  # noqa: E402
 from transports.client import PoseClient  # noqa: E402
 
 STARTUP_S = 180.0
-
-
-def descendants(root: int) -> dict[int, tuple[str, str]]:
-    """{pid: (name, start time)} of every process below ``root``."""
-    parents, info = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            name = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        info[int(entry.name)] = (name, fields[19])
-    found, frontier = {}, {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier}
-        found.update({pid: info[pid] for pid in frontier})
-    return found
-
-
-def running(pid: int, start: str) -> bool:
-    """The same process (pid and start time) still exists and is not a zombie."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[19] == start and fields[0] != "Z"
 
 
 def one_run(video: Path, tmp: Path, port: int) -> dict[str, float]:

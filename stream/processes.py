@@ -79,8 +79,9 @@ def capture_main(
 ) -> None:
     """Read the source and feed the first stage; live drops here, never further down.
 
-    ``progress`` (a shared integer) holds the index of the next frame to read, so a
-    capture restarted after a crash resumes a file there. Stream state changes
+    ``progress`` (two shared integers) holds the index of the next frame to read and the
+    frames dropped so far, so a capture restarted after a crash resumes a file there and
+    keeps counting. Stream state changes
     (reconnecting, ok) go to the sink for ``pose.status``.
     """
     become_child("capture", lifeline)
@@ -98,7 +99,7 @@ def capture_main(
             idle=sender.idle,
             reconnect_s=float(options["reconnect_s"]),
             read_timeout_s=float(options["read_timeout_s"]),
-            start_frame=progress.value,
+            start_frame=progress[0],
             origin_ns=origin_ns,
             on_state=lambda state: events.send(pack({"source": state})),
         )
@@ -106,14 +107,15 @@ def capture_main(
         sender.close()
         events.close()
         lifeline.fail(str(exc))
+    dropped_before = progress[1]
     try:
         for packet in video:
             if flag.stop:
                 break
-            packet.meta["dropped"] = sender.dropped
+            packet.meta["dropped"] = progress[1] = dropped_before + sender.dropped
             while not sender.send(packet, timeout_s=POLL_S) and lossless and not flag.stop:
                 pass
-            progress.value = packet.frame_index + 1
+            progress[0] = packet.frame_index + 1
     except SourceError as exc:
         sender.send_end(video.source_id, timeout_s=1.0)
         lifeline.fail(str(exc))

@@ -87,7 +87,7 @@ class Supervisor:
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
         self._lifeline = Lifeline(self._ctx)
-        self._progress = self._ctx.RawValue("q", 0)  # next frame capture reads
+        self._progress = self._ctx.RawArray("q", 2)  # capture: next frame, frames dropped
         self._origin_ns = 0  # media time 0 of a camera or stream
         self._deadline: float | None = None  # --duration
         self._stages: dict[str, BaseProcess] = {}

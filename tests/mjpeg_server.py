@@ -4,8 +4,8 @@ for the tests of dropped and stalled streams and for the soak benchmark.
 
 The frames are encoded once; the server sends them round and round at ``fps`` to every
 client until ``stop()``. ``stall()`` keeps connections open but sends nothing more;
-``drop()`` closes every connection and stops listening (the camera is gone);
-``serve()`` listens again on the same port.
+``resume()`` sends again; ``drop()`` closes every connection and stops listening (the
+camera is gone).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class MjpegServer:
         self._lock = threading.Lock()
 
     def serve(self) -> MjpegServer:
-        """Listen (again) and stream to every client that connects."""
+        """Listen and stream to every client that connects."""
         self._stalled.clear()
         owner = self
 
@@ -85,6 +85,9 @@ class MjpegServer:
         """Keep every connection open but send nothing (a frozen camera or network)."""
         self._stalled.set()
 
+    def resume(self) -> None:
+        self._stalled.clear()
+
     def drop(self) -> None:
         """Close every connection and stop listening (the camera went away)."""
         if self._server is not None:
@@ -98,8 +101,6 @@ class MjpegServer:
                 except OSError:
                     pass
         self._stalled.clear()
-
-    stop = drop
 
 
 def _free_port() -> int:

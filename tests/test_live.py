@@ -15,6 +15,7 @@ import msgpack
 import zmq
 
 from tests.data import REPO, demo_video
+from tests.proc import comm, descendants
 from transports.client import PoseClient
 from transports.queues import Subscriber
 
@@ -63,24 +64,12 @@ class LiveRun:
 
 def pipeline_processes(root: int) -> dict[int, str]:
     """{pid: name} of the live pipeline processes under process ``root`` (any depth)."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-        except (OSError, ValueError):
-            continue
-        if entry.name.isdigit():
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = {}, {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier}
-        found.update({pid: _comm(Path(f"/proc/{pid}")) for pid in frontier})
-    return {pid: name for pid, name in found.items() if name.startswith("mm-")}
+    return {pid: name for pid, (name, _) in descendants(root).items() if name.startswith("mm-")}
 
 
 def assert_no_orphans(pids: dict[int, str]) -> None:
     """None of the pipeline processes seen during the run is still alive."""
-    alive = {pid: name for pid, name in pids.items() if _comm(Path(f"/proc/{pid}")) == name}
+    alive = {pid: name for pid, name in pids.items() if comm(pid) == name}
     assert alive == {}, f"orphans: {alive}"
 
 
@@ -252,7 +241,7 @@ def test_control_socket_answers_and_survives_bad_requests(pingpong_video: Path) 
         run.wait_ready()
         seen = pipeline_processes(run.process.pid)
         client = run.client
-        assert client.request("version")["version"] == "1.0"
+        assert client.request("version")["version"] == "1.1"
         schema = client.request("schema")["schema"]
         assert len(schema["markers"]) == 64 and "pose.markers" in schema["topics"]
         assert len(client.request("angles")["angles"]) == 32
@@ -275,10 +264,3 @@ def test_control_socket_answers_and_survives_bad_requests(pingpong_video: Path) 
         run.process.send_signal(signal.SIGINT)
         run.finish(timeout=10)
     assert_no_orphans(seen)
-
-
-def _comm(proc: Path) -> str:
-    try:
-        return (proc / "comm").read_text().strip()
-    except OSError:
-        return ""

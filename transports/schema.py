@@ -13,7 +13,7 @@ from typing import Any
 
 from stages.marker_sets import MARKERS_64
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"  # 1.1: pose.status source, reconnects; restarts may name capture
 
 COORDINATES = (
     "metres, right-handed, Y up; X = image right, Z = toward the camera; "
@@ -56,7 +56,9 @@ TOPICS: dict[str, dict[str, str]] = {
         "latency_ms_p95": "float: capture -> publish, 95th percentile over the last interval",
         "person": "bool: a person is detected in the newest frame",
         "dropped": "int: frames dropped at the capture end so far (newest frame wins)",
-        "restarts": "map str -> int: stage process restarts so far",
+        "restarts": "map str -> int: process restarts so far, by stage name or 'capture'",
+        "source": "str: 'ok', or 'reconnecting' while a dropped network stream is retried",
+        "reconnects": "int: times a dropped network stream came back so far",
     },
 }
 
