@@ -73,7 +73,7 @@ class VideoSource:
         self.reconnects = 0
         self._cap = self._open()
         self.fps = self._cap.get(cv2.CAP_PROP_FPS) or 30.0
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        count = self._count(self._cap)
         self._announced = count if count > 0 else None  # live streams announce no length
         self.frame_count = self._announced if self.kind == "file" else None
         self.frames_read = start_frame
@@ -107,11 +107,18 @@ class VideoSource:
         if self.kind == "file" and self.start_frame:
             cap.set(cv2.CAP_PROP_POS_FRAMES, self.start_frame)
         ok, first = cap.read()
-        if not ok or first is None:
+        if not ok and self.kind == "file" and 0 < self._count(cap) <= self.start_frame:
+            first = None  # resumed after the last frame: nothing left to read
+        elif not ok or first is None:
             cap.release()
             raise SourceError(f"{self.source} opened but no frame could be decoded (corrupt file?)")
         self._first = first
         return cap
+
+    @staticmethod
+    def _count(cap: cv2.VideoCapture) -> int:
+        """Frames the container announces; 0 or less when it does not know."""
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
 
     def __iter__(self) -> Iterator[Packet]:
         start_wall = time.monotonic() - self.start_frame / self.fps  # files: frame 0's time

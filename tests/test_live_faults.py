@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from stages.capture import VideoSource
 from stream.packet import Packet
 from stream.run_dir import remove_stale_run_dirs
 from stream.stats import LatencyStats
@@ -215,3 +216,14 @@ def test_latency_stats_stay_the_same_size_and_match_exact_percentiles() -> None:
     for q in (50, 95, 99):
         assert summary[f"p{q}"] == pytest.approx(np.percentile(values, q), rel=0.01)
     assert stats.frames == 32_000
+
+
+def test_a_file_resumes_at_a_given_frame() -> None:
+    """What a restarted capture does: frame 40 onwards, at frame 40's media time."""
+    video = demo_video("cam01")
+    everything = list(VideoSource(video))
+    resumed = list(VideoSource(video, start_frame=40))
+    assert [p.frame_index for p in resumed] == list(range(40, 100))
+    assert resumed[0].media_time_s == pytest.approx(40 / 60)
+    assert np.abs(resumed[0].image.astype(int) - everything[40].image).mean() < 1.0
+    assert list(VideoSource(video, start_frame=100)) == [], "killed after its last frame"
