@@ -44,6 +44,7 @@ HEAVY_NICE = 10
 EXIT_ABORTED = 4
 VIEWER_NICE = 19  # the window takes only the CPU the pipeline leaves (see stages/viewer.py)
 T = TypeVar("T")
+LINK_PORTS = "[live] tcp_base_port in config.toml"  # how to move the stage links' tcp ports
 
 
 class _StopFlag:
@@ -149,7 +150,9 @@ def stage_main(
         os.nice(HEAVY_NICE)
     # The first stage takes one frame at a time so the capture end drops, not this queue.
     capacity = 1 if first and not lossless else int(config.get("live", {}).get("queue", 2))
-    receiver = PacketReceiver(node.input, capacity=capacity)
+    receiver = _bind_or_fail(
+        lambda: PacketReceiver(node.input, capacity=capacity), node.input, LINK_PORTS, lifeline
+    )
     sender = PacketSender(node.output, lossless=True)
     ready.set()
     try:
@@ -185,12 +188,18 @@ def sink_main(
     flag = _StopFlag()
     context = zmq.Context.instance()
     publisher = StreamPublisher(graph.publish)
-    _bind_or_fail(lambda: publisher.setup(config), graph.publish, "publish", lifeline)
+    _bind_or_fail(lambda: publisher.setup(config), graph.publish, _live_key("publish"), lifeline)
     recorder = None
     if record_dir is not None:
         recorder = Recorder(record_dir)
         recorder.setup(config)
-    receiver = PacketReceiver(graph.sink_input, capacity=int(config["live"].get("queue", 2)))
+    receiver = _bind_or_fail(
+        lambda: PacketReceiver(graph.sink_input, capacity=int(config["live"].get("queue", 2))),
+        graph.sink_input,
+        LINK_PORTS,
+        lifeline,
+        opened=(publisher,),
+    )
     events = context.socket(zmq.PULL)
     events.linger = 0
     events.bind(graph.events)
@@ -220,7 +229,7 @@ def sink_main(
     control = _bind_or_fail(
         lambda: ControlServer(context, graph.control, ports, status, angle_names),
         graph.control,
-        "control",
+        _live_key("control"),
         lifeline,
         opened=(publisher, receiver, events),
     )
@@ -287,22 +296,33 @@ def _write_stats(path: Path, stats: LatencyStats, status: dict[str, Any]) -> Non
 
 
 def _bind_or_fail(
-    bind: Callable[[], T], endpoint: str, key: str, lifeline: Lifeline, opened: tuple = ()
+    bind: Callable[[], T],
+    endpoint: str,
+    change: str,
+    lifeline: Lifeline | None,
+    opened: tuple = (),
 ) -> T:
-    """``bind()``; if the address is taken or invalid, one line saying how to change it."""
+    """``bind()``; if the address is taken or invalid, one line saying how to change it
+    (``change``: the flag or config key). Unsupervised, the error propagates."""
     try:
         return bind()
     except zmq.ZMQError as exc:
+        if lifeline is None:
+            raise
         for thing in opened:
             thing.close()
-        change = f"--{key} or [live] {key} in config.toml"
         if exc.errno == errno.EADDRINUSE:
             port = endpoint.rsplit(":", 1)[-1]
             lifeline.fail(
-                f"port {port} of {endpoint} (--{key}) is already in use, probably by another "
-                f"run: stop it or choose another port with {change}"
+                f"port {port} ({endpoint}) is already in use, probably by another run: "
+                f"stop it or choose another port with {change}"
             )
-        lifeline.fail(f"cannot listen on {endpoint} (--{key}): {exc}; change it with {change}")
+        lifeline.fail(f"cannot listen on {endpoint}: {exc}; change it with {change}")
+
+
+def _live_key(key: str) -> str:
+    """How to change a public endpoint: its flag or its key in config.toml."""
+    return f"--{key} or [live] {key} in config.toml"
 
 
 def _read_events(events: zmq.Socket, restarts: dict[str, int], source: dict[str, Any]) -> int:

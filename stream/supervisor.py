@@ -133,7 +133,8 @@ class Supervisor:
         )
         self._sink.start()
         self._events.connect(self.graph.events)
-        waiting = [sink_ready]
+        self._wait_ready([sink_ready])  # a port in use fails now, before any model loads
+        waiting = []
         if opts.viewer:
             waiting.append(self._start_viewer())
         waiting += [
@@ -261,7 +262,8 @@ class Supervisor:
         self._stopping = True
         if self._capture is not None and self._capture.is_alive():
             self._capture.terminate()  # SIGTERM: capture sends end-of-stream and exits
-        deadline = time.monotonic() + STOP_GRACE_S
+        # Without capture (still starting) there is no end-of-stream to wait for.
+        deadline = time.monotonic() + (STOP_GRACE_S if self._capture is not None else 0.0)
         while self._sink is not None and self._sink.is_alive() and time.monotonic() < deadline:
             time.sleep(WATCH_S)
         if self._sink is not None and self._sink.is_alive():

@@ -47,14 +47,17 @@ class LiveRun:
         )
 
     def wait_ready(self) -> None:
+        """Until frames are published: every stage has loaded its models (the control
+        socket answers as soon as the sink is up, the stages may still be loading)."""
         deadline = time.monotonic() + STARTUP_S
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.process.communicate()
             try:
-                if self.client.request("version", timeout_s=0.5)["ok"]:
+                if self.client.request("status", timeout_s=0.5)["status"]["published"] > 0:
                     return
             except TimeoutError:
                 pass
+            time.sleep(0.1)
         raise AssertionError("live pipeline did not start")
 
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:

@@ -164,16 +164,21 @@ def test_network_stream_reconnects_and_fails_with_an_error_when_gone(tmp_path: P
     assert_no_orphans(seen)
 
 
-@pytest.mark.parametrize("flag", ["--publish", "--control"])
-def test_port_in_use_is_one_line_naming_port_and_flag(flag: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("what", ["--publish", "--control", "tcp_base_port"])
+def test_port_in_use_is_one_line_naming_port_and_how_to_change_it(what: str, tmp_path: Path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        # the flag comes after LiveRun's own free ports, so it wins
-        run = LiveRun(
-            "--source", demo_video("cam01"), flag, f"tcp://127.0.0.1:{port}", tmp=tmp_path
-        )
+        if what == "tcp_base_port":  # the first stage's input, with tcp links between stages
+            config = tmp_path / "tcp.toml"
+            text = (REPO / "config.toml").read_text()
+            text = text.replace('transport = "ipc"', 'transport = "tcp"', 1)
+            config.write_text(text.replace("tcp_base_port = 5600", f"tcp_base_port = {port}"))
+            args = ["--config", config]
+        else:  # after LiveRun's own free ports, so it wins
+            args = [what, f"tcp://127.0.0.1:{port}"]
+        run = LiveRun("--source", demo_video("cam01"), *args, tmp=tmp_path / "tmp")
         seen: dict[int, str] = {}
         while run.process.poll() is None:
             seen.update(pipeline_processes(run.process.pid))
@@ -183,9 +188,9 @@ def test_port_in_use_is_one_line_naming_port_and_flag(flag: str, tmp_path: Path)
     assert "Traceback" not in err, err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, err
-    assert f"port {port}" in errors[0] and flag in errors[0], errors[0]
+    assert f"port {port}" in errors[0] and what in errors[0], errors[0]
     assert_no_orphans(seen)
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("monomocap-run-")] == []
+    assert list((tmp_path / "tmp").glob("monomocap-run-*")) == [], "no run folder left"
 
 
 def test_latency_stats_stay_the_same_size_and_match_exact_percentiles() -> None:
