@@ -21,10 +21,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import cv2
 import zmq
 
 from offline.atomic import AtomicFile
-from stages.capture import SourceError, VideoSource
+from stages.capture import SourceError, VideoSource, classify_source
 from stages.publish import StreamPublisher
 from stages.record import Recorder
 from stream.graph import Graph, StageNode
@@ -87,6 +88,9 @@ def capture_main(
     """
     become_child("capture", lifeline)
     os.nice(HEAVY_NICE)
+    if classify_source(source) == "url":  # a failed attempt to reconnect is no news
+        os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "-8"  # read at FFmpeg's first use
+        cv2.setLogLevel(2)  # errors only
     flag = _StopFlag()
     sender = PacketSender(graph.first_input, lossless=lossless)
     events = zmq.Context.instance().socket(zmq.PUSH)
