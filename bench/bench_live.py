@@ -23,12 +23,14 @@ from pathlib import Path
 
 import cv2
 
-from bench.bench_offline import demo_path, mediapipe_alone_fps
+from bench.bench_offline import mediapipe_alone_fps
+from core.demo_data import demo_video
 from offline.runner import process_video
 from stream.config import load_config
 from stream.pipeline import build_stages
 
 REPO = Path(__file__).resolve().parent.parent
+
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -135,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
-    video = demo_path()
+    video = demo_video()
     config = load_config()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

@@ -9,7 +9,6 @@ Prints fps of each, their ratio, and per-stage milliseconds per frame.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 from mediapipe.python.solutions import pose as mp_pose
 
+from core.demo_data import demo_video
 from offline.runner import process_video
 from stream.config import load_config
 from stream.pipeline import build_stages
@@ -40,17 +40,12 @@ def mediapipe_alone_fps(video: Path) -> float:
     return frames / seconds
 
 
-def demo_path() -> Path:
-    """Pose2Sim's single-person demo, camera 1, from the installed package."""
-    return Path(str(importlib.resources.files("Pose2Sim") / "Demo_SinglePerson/videos/cam01.mp4"))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--video", type=Path)
     args = parser.parse_args()
-    video = args.video or demo_path()
+    video = args.video or demo_video()
     config = load_config()
     stages = build_stages(config)
     alone, pipeline, per_stage = [], [], []

@@ -3,38 +3,41 @@
 The functions here are process entry points started by the supervisor. A stage process
 knows nothing about its stage beyond the contract: it receives a packet, calls the stage,
 sends the result on. Children ignore Ctrl-C (the supervisor coordinates the shutdown) and
-die with their parent (``PR_SET_PDEATHSIG``) so no orphan outlives a crashed supervisor.
+hold the supervisor's ``Lifeline`` so none outlives a killed supervisor; a failure the user
+can fix (a port in use, a stream that never came back) goes to the supervisor as one line.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import cv2
 import zmq
 
 from core.atomic import AtomicFile
-from stages.capture import SourceError, VideoSource
+from stages.capture import SourceError, VideoSource, classify_source
 from stages.publish import StreamPublisher
 from stages.record import LiveRecorder
 from stream.graph import Graph, StageNode
+from stream.lifeline import Lifeline
 from stream.pipeline import load_stage_class
 from stream.stats import LatencyStats
-from transports.codec import EndOfStream, unpack
+from transports.codec import EndOfStream, pack, unpack
 from transports.control import ControlServer
 from transports.keys import CurveServer
 from transports.queues import PacketReceiver, PacketSender
 
 POLL_S = 0.1  # how often idle loops look at their stop flag
-EXIT_SOURCE_ERROR = 3
 # Capture (decoding) and the first stage (detection) use most of the CPU; at a lower
 # priority they never delay the light stages after them, which keeps latency short when
 # the machine is saturated. Measured with bench/bench_live.py, 60 fps 1080p input on 2
@@ -42,6 +45,8 @@ EXIT_SOURCE_ERROR = 3
 HEAVY_NICE = 10
 EXIT_ABORTED = 4
 VIEWER_NICE = 19  # the window takes only the CPU the pipeline leaves (see viewer/app.py)
+T = TypeVar("T")
+LINK_PORTS = "[live] tcp_base_port in config.toml"  # how to move the stage links' tcp ports
 
 
 class _StopFlag:
@@ -56,44 +61,73 @@ class _StopFlag:
         self.stop = True
 
 
-def become_child(name: str) -> None:
-    """Ignore Ctrl-C, die when the parent dies and show as ``mm-<name>`` in ps (Linux)."""
+def become_child(name: str, lifeline: Lifeline) -> None:
+    """Ignore Ctrl-C, end with the supervisor and show as ``mm-<name>`` in ps (Linux)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lifeline.hold()
     if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig, pr_set_name = 1, 15
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-        libc.prctl(pr_set_name, f"mm-{name}"[:15].encode())
+        pr_set_name = 15
+        ctypes.CDLL("libc.so.6").prctl(pr_set_name, f"mm-{name}"[:15].encode())
 
 
 def capture_main(
-    source: str, graph: Graph, realtime: bool, lossless: bool, duration_s: float | None
+    source: str,
+    graph: Graph,
+    config: Mapping[str, Any],
+    realtime: bool,
+    lossless: bool,
+    lifeline: Lifeline,
+    progress: Any,
+    origin_ns: int,
 ) -> None:
-    """Read the source and feed the first stage; live drops here, never further down."""
-    become_child("capture")
+    """Read the source and feed the first stage; live drops here, never further down.
+
+    ``progress`` (two shared integers) holds the index of the next frame to read and the
+    frames dropped so far, so a capture restarted after a crash resumes a file there and
+    keeps counting. Stream state changes
+    (reconnecting, ok) go to the sink for ``pose.status``.
+    """
+    become_child("capture", lifeline)
     os.nice(HEAVY_NICE)
+    if classify_source(source) == "url":  # a failed attempt to reconnect is no news
+        os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "-8"  # read at FFmpeg's first use
+        cv2.setLogLevel(2)  # errors only
     flag = _StopFlag()
     sender = PacketSender(graph.first_input, lossless=lossless)
+    events = zmq.Context.instance().socket(zmq.PUSH)
+    events.linger = 200
+    events.connect(graph.events)
+    options = config.get("capture", {})
     try:
-        video = VideoSource(source, realtime=realtime, idle=sender.idle)
+        video = VideoSource(
+            source,
+            realtime=realtime,
+            idle=sender.idle,
+            reconnect_s=float(options["reconnect_s"]),
+            read_timeout_s=float(options["read_timeout_s"]),
+            start_frame=progress[0],
+            origin_ns=origin_ns,
+            on_state=lambda state: events.send(pack({"source": state})),
+        )
     except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
         sender.close()
-        sys.exit(EXIT_SOURCE_ERROR)
-    start = time.monotonic()
+        events.close()
+        lifeline.fail(str(exc))
+    dropped_before = progress[1]
     try:
         for packet in video:
-            if flag.stop or (duration_s is not None and time.monotonic() - start > duration_s):
+            if flag.stop:
                 break
-            packet.meta["dropped"] = sender.dropped
+            packet.meta["dropped"] = progress[1] = dropped_before + sender.dropped
             while not sender.send(packet, timeout_s=POLL_S) and lossless and not flag.stop:
                 pass
+            progress[0] = packet.frame_index + 1
     except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
         sender.send_end(video.source_id, timeout_s=1.0)
-        sys.exit(EXIT_SOURCE_ERROR)
+        lifeline.fail(str(exc))
     finally:
         video.close()
+        events.close()
     sender.send_end(video.source_id, timeout_s=2.0)
     sender.close()
 
@@ -104,24 +138,26 @@ def stage_main(
     lossless: bool,
     first: bool,
     ready: Any,
-    supervised: bool = True,
+    lifeline: Lifeline | None = None,
 ) -> None:
     """Run one stage between its input and output links until the source ends.
 
     ``ready`` (a multiprocessing Event) is set once the stage is set up, so capture starts
-    only when every model is loaded. An unsupervised stage (``stream.remote_stage``) runs
-    in a terminal of its own and stops on Ctrl-C.
+    only when every model is loaded. An unsupervised stage (no ``lifeline``:
+    ``stream.remote_stage``) runs in a terminal of its own and stops on Ctrl-C.
     """
-    if supervised:
-        become_child(node.name)
-    flag = _StopFlag() if supervised else _StopFlag((signal.SIGTERM, signal.SIGINT))
+    if lifeline is not None:
+        become_child(node.name, lifeline)
+    flag = _StopFlag() if lifeline else _StopFlag((signal.SIGTERM, signal.SIGINT))
     stage = load_stage_class(node.spec)()
     stage.setup(config)
     if first:
         os.nice(HEAVY_NICE)
     # The first stage takes one frame at a time so the capture end drops, not this queue.
     capacity = 1 if first and not lossless else int(config.get("live", {}).get("queue", 2))
-    receiver = PacketReceiver(node.input, capacity=capacity)
+    receiver = _bind_or_fail(
+        lambda: PacketReceiver(node.input, capacity=capacity), node.input, LINK_PORTS, lifeline
+    )
     sender = PacketSender(node.output, lossless=True)
     ready.set()
     try:
@@ -150,24 +186,32 @@ def sink_main(
     print_stats: bool,
     stats_path: Path | None,
     ready: Any,
+    lifeline: Lifeline,
 ) -> None:
     """Publish, record and report; answer the control socket; finalize files on stop."""
-    become_child("sink")
+    become_child("sink", lifeline)
     flag = _StopFlag()
     context = zmq.Context.instance()
     curve = CurveServer(context, config["live"].get("curve_keys"))  # no keys: plain
     publisher = StreamPublisher(graph.publish, curve.options)
-    publisher.setup(config)
+    _bind_or_fail(lambda: publisher.setup(config), graph.publish, _live_key("publish"), lifeline)
     recorder = None
     if record_dir is not None:
         recorder = LiveRecorder(record_dir)  # a write error stops recording, not the sink
         recorder.setup(config)
-    receiver = PacketReceiver(graph.sink_input, capacity=int(config["live"].get("queue", 2)))
+    receiver = _bind_or_fail(
+        lambda: PacketReceiver(graph.sink_input, capacity=int(config["live"].get("queue", 2))),
+        graph.sink_input,
+        LINK_PORTS,
+        lifeline,
+        opened=(publisher,),
+    )
     events = context.socket(zmq.PULL)
     events.linger = 0
     events.bind(graph.events)
     stats = LatencyStats()
     restarts: dict[str, int] = {}
+    source = {"source": "ok", "reconnects": 0}
     last: dict[str, Any] = {"person": False, "dropped": 0, "person_switches": 0}
     captured: deque[tuple[int, int]] = deque(maxlen=600)  # (capture ns, frame index)
     angle_names = _angle_names(config)
@@ -175,21 +219,27 @@ def sink_main(
     def status() -> dict[str, Any]:
         now = time.monotonic_ns()
         fps, latencies = stats.window(now)
-        p50, p95 = (_percentile(latencies, q) for q in (50, 95))
         return {
             "source_fps": _source_fps(captured),
             "published_fps": fps,
             "published": stats.frames,
-            "latency_ms_p50": p50,
-            "latency_ms_p95": p95,
+            "latency_ms_p50": latencies.percentile(50),
+            "latency_ms_p95": latencies.percentile(95),
             "person": last["person"],
             "dropped": last["dropped"],
             "person_switches": last["person_switches"],
             "restarts": dict(restarts),
+            **source,
         }
 
     ports = {"publish": graph.publish, "control": graph.control}
-    control = ControlServer(context, graph.control, ports, status, angle_names, curve.options)
+    control = _bind_or_fail(
+        lambda: ControlServer(context, graph.control, ports, status, angle_names, curve.options),
+        graph.control,
+        _live_key("control"),
+        lifeline,
+        opened=(publisher, receiver, events),
+    )
     interval = float(config["live"].get("status_interval_s", 1.0))
     ready.set()
     next_status = time.monotonic() + interval
@@ -197,7 +247,7 @@ def sink_main(
     try:
         while not flag.stop:
             control.poll_once()
-            exit_code = _read_events(events, restarts)
+            exit_code = _read_events(events, restarts, source)
             if exit_code:
                 if recorder is not None:
                     for source_id in list(recorder.open_sources()):
@@ -237,9 +287,9 @@ def sink_main(
     sys.exit(exit_code)
 
 
-def viewer_main(graph: Graph, config: Mapping[str, Any], ready: Any) -> None:
+def viewer_main(graph: Graph, config: Mapping[str, Any], ready: Any, lifeline: Lifeline) -> None:
     """The on-screen viewer: a subscriber of the public stream, at a lower CPU priority."""
-    become_child("viewer")
+    become_child("viewer", lifeline)
     os.nice(VIEWER_NICE)
     from viewer.app import run_viewer  # Qt and vispy load in this process only
 
@@ -254,12 +304,45 @@ def _write_stats(path: Path, stats: LatencyStats, status: dict[str, Any]) -> Non
         json.dump(summary, f, indent=2)
 
 
-def _read_events(events: zmq.Socket, restarts: dict[str, int]) -> int:
-    """Apply supervisor notifications; a non-zero return is the exit code to stop with."""
+def _bind_or_fail(
+    bind: Callable[[], T],
+    endpoint: str,
+    change: str,
+    lifeline: Lifeline | None,
+    opened: tuple = (),
+) -> T:
+    """``bind()``; if the address is taken or invalid, one line saying how to change it
+    (``change``: the flag or config key). Unsupervised, the error propagates."""
+    try:
+        return bind()
+    except zmq.ZMQError as exc:
+        if lifeline is None:
+            raise
+        for thing in opened:
+            thing.close()
+        if exc.errno == errno.EADDRINUSE:
+            port = endpoint.rsplit(":", 1)[-1]
+            lifeline.fail(
+                f"port {port} ({endpoint}) is already in use, probably by another run: "
+                f"stop it or choose another port with {change}"
+            )
+        lifeline.fail(f"cannot listen on {endpoint}: {exc}; change it with {change}")
+
+
+def _live_key(key: str) -> str:
+    """How to change a public endpoint: its flag or its key in config.toml."""
+    return f"--{key} or [live] {key} in config.toml"
+
+
+def _read_events(events: zmq.Socket, restarts: dict[str, int], source: dict[str, Any]) -> int:
+    """Apply supervisor and capture notifications; non-zero: the exit code to stop with."""
     while events.poll(0):
         event = unpack(events.recv())
         if event.get("restart"):
             restarts[event["restart"]] = restarts.get(event["restart"], 0) + 1
+        if event.get("source"):
+            source["reconnects"] += event["source"] == "ok"
+            source["source"] = event["source"]
         if event.get("abort"):
             return EXIT_ABORTED
     return 0
@@ -280,10 +363,3 @@ def _angle_names(config: Mapping[str, Any]) -> tuple[str, ...]:
 
         return ANGLE_COLUMNS
     return ()
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: stage {args.stage!r} is not listed in [live.remote]", file=sys.stderr)
         return 2
     first = graph.stages[0] is nodes[0]
-    stage_main(nodes[0], config, args.lossless, first, threading.Event(), supervised=False)
+    stage_main(nodes[0], config, args.lossless, first, threading.Event())
     return 0
 
 

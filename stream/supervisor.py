@@ -3,8 +3,12 @@
 * Processes come from a forkserver that has already imported the heavy modules (MediaPipe,
   onnxruntime, numba kernels), so a stage that dies is back within a fraction of a second.
 * Live mode: a stage process that dies is restarted with fresh state and the sink is told
-  (``pose.status`` reports restarts); the rest keeps running. Lossless mode
-  (``--lossless``): a dead stage fails the run with that stage's name and exit status.
+  (``pose.status`` reports restarts); the rest keeps running. Capture too: a camera or
+  stream is reopened, a file resumes at the frame after the last one it sent. Lossless
+  mode (``--lossless``): a dead process fails the run with its name and exit status.
+* ``--duration`` is kept here, not by capture, so it holds whatever happens to capture.
+* The processes hold a ``Lifeline`` to the supervisor: if it is killed they end within a
+  second, and the next start removes the run folder it left (``stream/run_dir.py``).
 * With a viewer, its window is one more process, a subscriber of the public stream; when
   it exits (``q``, Esc, the window closed) the run stops as on Ctrl-C.
 * ``stop()`` (Ctrl-C / SIGTERM): capture stops and sends end-of-stream, which drains through
@@ -18,7 +22,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,8 +31,11 @@ from typing import Any
 
 import zmq
 
+from stream.config import ConfigError
 from stream.graph import Graph, StageNode, plan_graph
-from stream.processes import EXIT_SOURCE_ERROR, capture_main, sink_main, stage_main, viewer_main
+from stream.lifeline import EXIT_REPORTED, Lifeline
+from stream.processes import capture_main, sink_main, stage_main, viewer_main
+from stream.run_dir import make_run_dir
 from transports.codec import pack
 
 PRELOAD = ["stream.processes", "stages.detect", "stages.augment", "stages.angles", "mediapipe"]
@@ -68,14 +74,22 @@ class Supervisor:
     restarts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._run_dir = Path(tempfile.mkdtemp(prefix="monomocap-run-"))
-        self.graph: Graph = plan_graph(self.config, self._run_dir)
+        self._run_dir = make_run_dir()
+        try:
+            self.graph: Graph = plan_graph(self.config, self._run_dir)
+        except ConfigError:
+            shutil.rmtree(self._run_dir)
+            raise
         # One BLAS thread per process: each stage's matrices are tiny, and on a saturated
         # machine OpenBLAS's extra threads only fight the other stages (bench/bench_live.py).
         # The forkserver starts later and inherits this before it imports numpy.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
+        self._lifeline = Lifeline(self._ctx)
+        self._progress = self._ctx.RawArray("q", 2)  # capture: next frame, frames dropped
+        self._origin_ns = 0  # media time 0 of a camera or stream
+        self._deadline: float | None = None  # --duration
         self._stages: dict[str, BaseProcess] = {}
         self._ready: dict[str, Any] = {}  # kept alive: a child unpickles it after start()
         self._recent_restarts: list[float] = []
@@ -92,7 +106,7 @@ class Supervisor:
         ready = self._ctx.Event()
         process = self._ctx.Process(
             target=stage_main,
-            args=(node, self.config, self.options.lossless, index == 0, ready),
+            args=(node, self.config, self.options.lossless, index == 0, ready, self._lifeline),
             name=f"stage-{node.name}",
         )
         process.start()
@@ -113,12 +127,14 @@ class Supervisor:
                 opts.print_stats,
                 opts.stats_path,
                 sink_ready,
+                self._lifeline,
             ),
             name="sink",
         )
         self._sink.start()
         self._events.connect(self.graph.events)
-        waiting = [sink_ready]
+        self._wait_ready([sink_ready])  # a port in use fails now, before any model loads
+        waiting = []
         if opts.viewer:
             waiting.append(self._start_viewer())
         waiting += [
@@ -127,9 +143,26 @@ class Supervisor:
             if not node.remote  # started on its own host (stream/remote_stage.py)
         ]
         self._wait_ready(waiting)
+        self._origin_ns = time.monotonic_ns()
+        if opts.duration_s is not None:
+            self._deadline = time.monotonic() + opts.duration_s
+        self._start_capture()
+
+    def _start_capture(self) -> None:
+        """Start (or restart) capture; a file resumes at the frame after the last one sent."""
+        opts = self.options
         self._capture = self._ctx.Process(
             target=capture_main,
-            args=(opts.source, self.graph, opts.realtime, opts.lossless, opts.duration_s),
+            args=(
+                opts.source,
+                self.graph,
+                self.config,
+                opts.realtime,
+                opts.lossless,
+                self._lifeline,
+                self._progress,
+                self._origin_ns,
+            ),
             name="capture",
         )
         self._capture.start()
@@ -138,7 +171,9 @@ class Supervisor:
         """Start the window; returns the event it sets once it is on screen."""
         ready = self._ctx.Event()
         self._viewer = self._ctx.Process(
-            target=viewer_main, args=(self.graph, self.config, ready), name="viewer"
+            target=viewer_main,
+            args=(self.graph, self.config, ready, self._lifeline),
+            name="viewer",
         )
         self._viewer.start()
         self._ready["viewer"] = ready
@@ -154,29 +189,33 @@ class Supervisor:
                     self._stopping = True
                     self._reap()
                     why = f"{', '.join(dead)} exited" if dead else "interrupted or timed out"
-                    raise PipelineError(f"pipeline did not start: {why}")
+                    raise PipelineError(
+                        self._lifeline.failure() or f"pipeline did not start: {why}"
+                    )
 
     def processes(self) -> list[BaseProcess]:
         processes = (self._capture, *self._stages.values(), self._sink, self._viewer)
         return [p for p in processes if p is not None]
 
     def watch(self) -> int:
-        """Block until the run ends; restart dead stages (live) or fail (lossless)."""
+        """Block until the run ends; restart dead processes (live) or fail (lossless)."""
         assert self._sink is not None and self._capture is not None, "start() first"
         try:
             while self._sink.is_alive():
-                if self._capture.exitcode == EXIT_SOURCE_ERROR:
-                    self.stop()
-                    raise PipelineError("capture failed (see the error above)")
+                self._check_capture()
                 for index, node in enumerate(self.graph.stages):
                     process = self._stages.get(node.name)
                     if process is None:  # a remote stage: its host looks after it
                         continue
                     if process.exitcode not in (None, 0) and not self._stopping:
-                        self._stage_died(index, node, process.exitcode)
+                        self._died(node.name, process.exitcode)
+                        self._start_stage(index, node)
                 if self._viewer is not None and self._viewer.exitcode is not None:
                     self.stop()  # the window was closed: end the run
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    self.stop()
                 time.sleep(WATCH_S)
+            self._check_capture()
             if self._sink.exitcode not in (0, None) and not self._stopping:
                 raise PipelineError(f"sink process ended with exit status {self._sink.exitcode}")
             if self._viewer is not None and self._viewer.exitcode not in (0, None):
@@ -185,24 +224,36 @@ class Supervisor:
         finally:
             self._reap()
 
-    def _stage_died(self, index: int, node: StageNode, exitcode: int) -> None:
+    def _check_capture(self) -> None:
+        """Fail on a source error capture reported; restart a capture that crashed."""
+        assert self._capture is not None
+        exitcode = self._capture.exitcode
+        if exitcode == EXIT_REPORTED:
+            self.stop()
+            raise PipelineError(self._lifeline.failure() or "capture failed")
+        if exitcode not in (None, 0) and not self._stopping:
+            self._died("capture", exitcode)
+            self._start_capture()
+
+    def _died(self, name: str, exitcode: int) -> None:
+        """Account for a dead process about to be restarted; fail if it must not be."""
         how = f"signal {-exitcode}" if exitcode < 0 else f"exit status {exitcode}"
         if self.options.lossless:
-            self._events.send(pack({"abort": node.name}))
+            self._events.send(pack({"abort": name}))
             self.stop()
-            raise PipelineError(f"stage '{node.name}' died ({how}); lossless run failed")
+            what = "capture" if name == "capture" else f"stage '{name}'"
+            raise PipelineError(f"{what} died ({how}); lossless run failed")
         now = time.monotonic()
         self._recent_restarts = [t for t in self._recent_restarts if now - t < RESTART_WINDOW_S]
         if len(self._recent_restarts) >= MAX_RESTARTS_IN_WINDOW:
             self.stop()
             raise PipelineError(
-                f"stage '{node.name}' keeps dying ({how}): {MAX_RESTARTS_IN_WINDOW} restarts "
+                f"{name!r} keeps dying ({how}): {MAX_RESTARTS_IN_WINDOW} restarts "
                 f"in {RESTART_WINDOW_S:.0f} s, giving up"
             )
         self._recent_restarts.append(now)
-        self.restarts[node.name] = self.restarts.get(node.name, 0) + 1
-        self._start_stage(index, node)
-        self._events.send(pack({"restart": node.name}))
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        self._events.send(pack({"restart": name}))
 
     def stop(self) -> None:
         """Clean shutdown: capture ends the stream, the rest drains and finalizes."""
@@ -211,7 +262,8 @@ class Supervisor:
         self._stopping = True
         if self._capture is not None and self._capture.is_alive():
             self._capture.terminate()  # SIGTERM: capture sends end-of-stream and exits
-        deadline = time.monotonic() + STOP_GRACE_S
+        # Without capture (still starting) there is no end-of-stream to wait for.
+        deadline = time.monotonic() + (STOP_GRACE_S if self._capture is not None else 0.0)
         while self._sink is not None and self._sink.is_alive() and time.monotonic() < deadline:
             time.sleep(WATCH_S)
         if self._sink is not None and self._sink.is_alive():
@@ -231,6 +283,7 @@ class Supervisor:
                 process.kill()
                 process.join(0.2)
         self._events.close(linger=0)
+        self._lifeline.close()
         shutil.rmtree(self._run_dir, ignore_errors=True)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import msgpack
 import zmq
 
+from bench.proc import comm, descendants
 from core.demo_data import demo_video
 from tests.data import REPO
 from transports.client import PoseClient
@@ -47,14 +48,17 @@ class LiveRun:
         )
 
     def wait_ready(self) -> None:
+        """Until frames are published: every stage has loaded its models (the control
+        socket answers as soon as the sink is up, the stages may still be loading)."""
         deadline = time.monotonic() + STARTUP_S
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.process.communicate()
             try:
-                if self.client.request("version", timeout_s=0.5)["ok"]:
+                if self.client.request("status", timeout_s=0.5)["status"]["published"] > 0:
                     return
             except TimeoutError:
                 pass
+            time.sleep(0.1)
         raise AssertionError("live pipeline did not start")
 
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
@@ -64,24 +68,12 @@ class LiveRun:
 
 def pipeline_processes(root: int) -> dict[int, str]:
     """{pid: name} of the live pipeline processes under process ``root`` (any depth)."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-        except (OSError, ValueError):
-            continue
-        if entry.name.isdigit():
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = {}, {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier}
-        found.update({pid: _comm(Path(f"/proc/{pid}")) for pid in frontier})
-    return {pid: name for pid, name in found.items() if name.startswith("mm-")}
+    return {pid: name for pid, (name, _) in descendants(root).items() if name.startswith("mm-")}
 
 
 def assert_no_orphans(pids: dict[int, str]) -> None:
     """None of the pipeline processes seen during the run is still alive."""
-    alive = {pid: name for pid, name in pids.items() if _comm(Path(f"/proc/{pid}")) == name}
+    alive = {pid: name for pid, name in pids.items() if comm(pid) == name}
     assert alive == {}, f"orphans: {alive}"
 
 
@@ -276,10 +268,3 @@ def test_control_socket_answers_and_survives_bad_requests(pingpong_video: Path) 
         run.process.send_signal(signal.SIGINT)
         run.finish(timeout=10)
     assert_no_orphans(seen)
-
-
-def _comm(proc: Path) -> str:
-    try:
-        return (proc / "comm").read_text().strip()
-    except OSError:
-        return ""

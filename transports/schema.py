@@ -13,7 +13,9 @@ from typing import Any
 
 from core.marker_sets import MARKERS_64
 
-API_VERSION = "1.1"
+API_VERSION = (
+    "1.1"  # 1.1: pose.status source, reconnects, person_switches; restarts may name capture
+)
 
 COORDINATES = (
     "metres, right-handed, Y up; X = image right, Z = toward the camera; "
@@ -57,7 +59,9 @@ TOPICS: dict[str, dict[str, str]] = {
         "latency_ms_p95": "float: capture -> publish, 95th percentile over the last interval",
         "person": "bool: a person is detected in the newest frame",
         "dropped": "int: frames dropped at the capture end so far (newest frame wins)",
-        "restarts": "map str -> int: stage process restarts so far",
+        "restarts": "map str -> int: process restarts so far, by stage name or 'capture'",
+        "source": "str: 'ok', or 'reconnecting' while a dropped network stream is retried",
+        "reconnects": "int: times a dropped network stream came back so far",
         "person_switches": "int: times detection moved to another person so far ([detect] "
         "person_lock: only after lock_timeout_s without the locked one; stages reset)",
     },
