@@ -18,11 +18,12 @@ import pytest
 
 from bench.mjpeg_server import MjpegServer
 from bench.proc import descendants, running
+from core.demo_data import demo_video
 from core.packet import Packet
 from stages.capture import VideoSource
 from stream.run_dir import remove_stale_run_dirs
 from stream.stats import LatencyStats
-from tests.data import REPO, demo_video
+from tests.data import REPO
 from tests.test_live import LiveRun, assert_no_orphans, collect, pipeline_processes
 
 GONE_WITHIN_S = 5.0  # the benchmark (bench/bench_orphans.py) measures ~0.6 s
