@@ -169,7 +169,11 @@ STAGE = Text(pattern=r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", what='"module:Class"')
 # Every section and key of config.toml. A key listed in OPTIONAL may be absent from it.
 SCHEMA: dict[str, dict[str, Field]] = {
     "subject": {"height": Number(0.5, 2.6, "m"), "mass": Number(10.0, 300.0, "kg")},
-    "capture": {"realtime": Flag()},
+    "capture": {
+        "realtime": Flag(),
+        "reconnect_s": Number(0.0, 86400.0, "s"),
+        "read_timeout_s": Number(0.0, 3600.0, "s", above=True),
+    },
     "detect": {
         "model_complexity": Integer(
             choices=installed_pose_models,
