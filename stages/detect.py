@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
+from mediapipe.python.solutions import pose as mp_pose
 
 from core.packet import Packet
 from core.stage import Stage
@@ -97,7 +98,6 @@ class MediaPipeDetector(Stage):
         self._spare = self._new_tracker()  # load the model now, not on the first frame
 
     def _new_tracker(self) -> Any:
-        from mediapipe.python.solutions import pose as mp_pose
 
         return mp_pose.Pose(**self._settings)
 

@@ -164,7 +164,9 @@ ENDPOINT = Text(
     pattern=r"(tcp://[^\s]+:(\d+|\*)|ipc://[^\s]+)",
     what='a ZeroMQ endpoint like "tcp://127.0.0.1:5555" or "ipc:///tmp/pose"',
 )
-STAGE = Text(pattern=r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", what='"module:Class"')
+_SPEC = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
+STAGE = Text(pattern=_SPEC, what='"module:Class"')
+ENTRY = Text(pattern=_SPEC, what='"module:function"')
 
 # Every section and key of config.toml. A key listed in OPTIONAL may be absent from it.
 SCHEMA: dict[str, dict[str, Field]] = {
@@ -203,7 +205,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "augment": {"max_gap_frames": Integer(0, None, "frames")},
     "angles": {"compute_all": Flag(), "plot_all": Flag()},
     "output": {"dir": NONEMPTY, "truncation_tolerance": Number(0.0, 1.0)},
-    "pipeline": {"stages": TextList(STAGE, nonempty=True)},
+    "pipeline": {
+        "capture": ENTRY,
+        "stages": TextList(STAGE, nonempty=True),
+        "sink": ENTRY,
+        "viewer": ENTRY,
+    },
     "live": {
         "transport": Text(choices=("ipc", "tcp")),
         "tcp_host": NONEMPTY,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import select
 import signal
 import sys
 import time
@@ -112,21 +113,34 @@ def _sign_off(done_w: int, terminal: int, filter_pid: int) -> None:
 
 
 def _run_filter(stderr_r: int, done_r: int) -> None:
+    """Pass stderr on, filtered, until the installer signs off (then whatever is already in
+    the pipe) or until every writer has closed it without a sign-off (a crash)."""
     # Ctrl-C or a SIGTERM sent to the whole process group is for the pipeline: the filter
-    # stays to pass on its last words and ends when the last writer closes stderr.
+    # stays to pass on its last words.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
-    os.set_blocking(done_r, False)
     chatter = ChatterFilter()
-    signed_off = b""
-    while chunk := os.read(stderr_r, 65536):
-        _write_all(chatter.feed(chunk))
+    signed_off = False
+    watched = [stderr_r, done_r]
+    while not signed_off:
+        readable, _, _ = select.select(watched, [], [])
+        if done_r in readable:  # helpers such as multiprocessing's forkserver may hold
+            signed_off = os.read(done_r, len(SIGN_OFF)) == SIGN_OFF  # stderr a while longer
+            watched.remove(done_r)  # signed off, or closed by a crash: nothing more comes
+            os.set_blocking(stderr_r, not signed_off)
+        if stderr_r not in readable and not signed_off:
+            continue
+        try:
+            while chunk := os.read(stderr_r, 65536):
+                _write_all(chatter.feed(chunk))
+                if not signed_off:
+                    break
+            else:  # end of file: every writer is gone
+                break
+        except BlockingIOError:  # signed off and the pipe is drained
+            pass
     _write_all(chatter.flush())
-    try:
-        signed_off = os.read(done_r, len(SIGN_OFF))
-    except BlockingIOError:
-        pass
-    if signed_off != SIGN_OFF:
+    if not signed_off:
         _write_all(CRASH_LINE.encode())
     os._exit(0)
 

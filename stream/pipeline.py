@@ -7,7 +7,7 @@ very same stage objects, one per process.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from core.packet import Packet
@@ -15,16 +15,29 @@ from core.stage import Stage
 from stream.config import ConfigError
 
 
-def load_stage_class(spec: str) -> type[Stage]:
-    """Import ``"package.module:ClassName"``."""
-    module_name, _, class_name = spec.partition(":")
+def load_object(spec: str, what: str) -> Any:
+    """Import ``"package.module:name"`` (``what`` names it in the error)."""
+    module_name, _, name = spec.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
+        return getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"pipeline stage {spec!r} cannot be loaded: {exc}") from exc
+        raise ConfigError(f"{what} {spec!r} cannot be loaded: {exc}") from exc
+
+
+def load_stage_class(spec: str) -> type[Stage]:
+    """Import ``"package.module:ClassName"`` of a stage."""
+    cls = load_object(spec, "pipeline stage")
     if not (isinstance(cls, type) and issubclass(cls, Stage)):
         raise ConfigError(f"pipeline stage {spec!r} is not a Stage")
     return cls
+
+
+def load_process(config: Mapping[str, Any], role: str) -> Callable[..., None]:
+    """The entry point of a live process named in ``[pipeline]`` (capture, sink, viewer)."""
+    entry = load_object(config["pipeline"][role], f"[pipeline] {role}")
+    if not callable(entry):
+        raise ConfigError(f"[pipeline] {role} {config['pipeline'][role]!r} is not a function")
+    return entry
 
 
 def build_stages(config: Mapping[str, Any]) -> list[Stage]:

@@ -34,17 +34,25 @@ import zmq
 from stream.config import ConfigError
 from stream.graph import Graph, StageNode, plan_graph
 from stream.lifeline import EXIT_REPORTED, Lifeline
-from stream.processes import capture_main, sink_main, stage_main, viewer_main
+from stream.pipeline import load_process
+from stream.processes import stage_main
 from stream.run_dir import make_run_dir
 from transports.codec import pack
 
-PRELOAD = ["stream.processes", "stages.detect", "stages.augment", "stages.angles", "mediapipe"]
 WATCH_S = 0.02
 STOP_GRACE_S = 1.5
 VIEWER_GRACE_S = 2.0  # for the window to save a recording when the run ends
 STARTUP_TIMEOUT_S = 120.0  # model loading on a busy 2-core machine
 RESTART_WINDOW_S = 10.0
 MAX_RESTARTS_IN_WINDOW = 5  # more restarts than this in the window: the stage is broken
+
+
+def preload_modules(config: Mapping[str, Any]) -> list[str]:
+    """What the forkserver imports once, so each process (and a restarted one) starts at
+    once: the modules of the processes and stages config.toml names (not the viewer's Qt)."""
+    specs = [config["pipeline"]["capture"], *config["pipeline"]["stages"]]
+    specs.append(config["pipeline"]["sink"])
+    return ["stream.processes", *dict.fromkeys(spec.partition(":")[0] for spec in specs)]
 
 
 class PipelineError(RuntimeError):
@@ -85,7 +93,7 @@ class Supervisor:
         # The forkserver starts later and inherits this before it imports numpy.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(PRELOAD)
+        self._ctx.set_forkserver_preload(preload_modules(self.config))
         self._lifeline = Lifeline(self._ctx)
         self._progress = self._ctx.RawArray("q", 2)  # capture: next frame, frames dropped
         self._origin_ns = 0  # media time 0 of a camera or stream
@@ -119,7 +127,7 @@ class Supervisor:
         opts = self.options
         sink_ready = self._ctx.Event()
         self._sink = self._ctx.Process(
-            target=sink_main,
+            target=load_process(self.config, "sink"),
             args=(
                 self.graph,
                 self.config,
@@ -152,7 +160,7 @@ class Supervisor:
         """Start (or restart) capture; a file resumes at the frame after the last one sent."""
         opts = self.options
         self._capture = self._ctx.Process(
-            target=capture_main,
+            target=load_process(self.config, "capture"),
             args=(
                 opts.source,
                 self.graph,
@@ -171,7 +179,7 @@ class Supervisor:
         """Start the window; returns the event it sets once it is on screen."""
         ready = self._ctx.Event()
         self._viewer = self._ctx.Process(
-            target=viewer_main,
+            target=load_process(self.config, "viewer"),
             args=(self.graph, self.config, ready, self._lifeline),
             name="viewer",
         )

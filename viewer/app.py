@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from core.trc import TrcError, read_trc
+from stream.graph import Graph
+from stream.lifeline import Lifeline
+from stream.processes import VIEWER_NICE, become_child
 from transports.keys import ServerKeys
 
 NO_DISPLAY = "no display available for the viewer (DISPLAY is not set or not reachable)"
@@ -114,3 +117,10 @@ def replay_trc(path: Path) -> int:
     window.start()
     application.run()
     return 0
+
+
+def viewer_main(graph: Graph, config: Mapping[str, Any], ready: Any, lifeline: Lifeline) -> None:
+    """The on-screen viewer: a subscriber of the public stream, at a lower CPU priority."""
+    become_child("viewer", lifeline)
+    os.nice(VIEWER_NICE)
+    sys.exit(run_viewer(graph.publish, graph.control, config, on_ready=ready.set))
