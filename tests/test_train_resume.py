@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs torch (uv sync --group train)")
 
 from models.checkpoint import load, save_atomic  # noqa: E402
+from models.export_onnx import load_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 200
@@ -72,6 +73,9 @@ def test_half_then_resume_equals_uninterrupted(uninterrupted, tmp_path: Path) ->
     assert f"resuming at step {STEPS // 2}" in second.stderr
     assert_same_state(uninterrupted, ckpt(tmp_path))
     assert ckpt(tmp_path)["log"]["loss"] == uninterrupted["log"]["loss"]
+    exported = load_checkpoint(tmp_path / "pof_semgcn.pt")  # the file export_onnx reads
+    for name, value in exported.state_dict().items():
+        assert torch.equal(value, uninterrupted["state_dict"][name]), name
 
 
 def test_sigterm_checkpoints_then_resume_equals_uninterrupted(
