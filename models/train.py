@@ -140,6 +140,12 @@ def parse_args() -> argparse.Namespace:
         "--resume", action="store_true", help="continue from --out's checkpoint if there is one"
     )
     ap.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps")
+    ap.add_argument(
+        "--ckpt-minutes",
+        type=float,
+        default=5.0,
+        help="and at least this often (a slow, shared core)",
+    )
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--val-batches", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
@@ -200,9 +206,12 @@ def main() -> None:
     print(f"{'resuming' if ckpt else 'starting'} at step {step} of {args.steps}: {path}",
           file=sys.stderr, flush=True)  # fmt: skip
     stop, start = StopRequest(), time.monotonic()
+    saved_at = start
     data_s = net_s = 0.0  # since the last log line: pair generation vs network step
 
     def save() -> None:
+        nonlocal saved_at
+        saved_at = time.monotonic()
         minutes = minutes_before + (time.monotonic() - start) / 60
         resume = {"step": step, "optimizer": opt.state_dict(), "rng": checkpoint.rng_state(gen.rng),
                   "running": running, "minutes": minutes,
@@ -237,7 +246,8 @@ def main() -> None:
                    "data_share": round(data_s / (data_s + net_s), 3)}  # fmt: skip
             running, data_s, net_s = [], 0.0, 0.0
             print(json.dumps(log), flush=True)
-        if step % args.ckpt_every == 0 or step % args.eval_every == 0 or halt:
+        due = time.monotonic() - saved_at >= 60 * args.ckpt_minutes
+        if due or step % args.ckpt_every == 0 or step % args.eval_every == 0 or halt:
             save()
         if halt:
             break
