@@ -162,7 +162,7 @@ Field = Number | Integer | Flag | Text | TextList | Table
 NONEMPTY = Text(pattern=r".+", what="a non-empty string")
 ENDPOINT = Text(
     pattern=r"(tcp://[^\s]+:(\d+|\*)|ipc://[^\s]+)",
-    what='a ZeroMQ endpoint like "tcp://127.0.0.1:5555" or "ipc:///tmp/pose"',
+    what='a ZeroMQ endpoint like "tcp://127.0.0.1:5555" or "ipc://pose.sock"',
 )
 _SPEC = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
 STAGE = Text(pattern=_SPEC, what='"module:Class"')

@@ -89,7 +89,7 @@ def test_keys_command_writes_the_documented_layout(keys: Path) -> None:
         ("tcp://127.8.9.10:5555", True),
         ("tcp://localhost:5555", True),
         ("tcp://[::1]:5555", True),
-        ("ipc:///tmp/pose.sock", True),
+        ("ipc://pose.sock", True),
         ("tcp://0.0.0.0:5555", False),
         ("tcp://*:5555", False),
         ("tcp://192.168.1.20:5555", False),

@@ -10,10 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from models.pof_onnx import PofOnnx  # noqa: E402
+from models.skeleton import N_LIMBS, adjacency  # noqa: E402
 from models.training.export_onnx import export  # noqa: E402
 from models.training.mocap import load_clips, split  # noqa: E402
 from models.training.pairs import PairGenerator  # noqa: E402
-from models.training.pof_net import TemporalSemGCN, build  # noqa: E402
+from models.training.pof_net import SemGraphConv, TemporalSemGCN, build  # noqa: E402
 from models.training.train import loss_fn, unroll  # noqa: E402
 from tests.data import MOCAP_FIXTURE_DIR  # noqa: E402
 
@@ -61,6 +62,26 @@ def test_windowed_model_frame_by_frame_equals_sequence(kind, clips, tmp_path: Pa
         for t in range(b.features.shape[1]):
             got, _ = lifter(b.uv[i, t], b.vis[i, t], b.K[i])
             np.testing.assert_allclose(got, want[0, t].numpy(), atol=1e-4)
+
+
+def test_graph_conv_is_the_semgcn_sum_over_neighbours() -> None:
+    """The node-major product equals SemGCN's per-node formula: own features through W_self
+    weighted by the self edge, plus each neighbour's through W_neigh weighted by its edge."""
+    torch.manual_seed(0)
+    conv = SemGraphConv(8, torch.from_numpy(adjacency()["kinematic"]))
+    with torch.no_grad():
+        conv.edge.normal_()
+    x = torch.randn(N_LIMBS, 5, 8)  # (L, B, D)
+    logits = torch.full((N_LIMBS, N_LIMBS), -torch.inf)
+    logits[conv.mask] = conv.edge.detach()
+    a = torch.softmax(logits, 1)
+    want = torch.stack([
+        a[i, i] * conv.w_self(x[i])
+        + sum(a[i, j] * conv.w_neigh(x[j]) for j in range(N_LIMBS) if j != i and conv.mask[i, j])
+        for i in range(N_LIMBS)
+    ])  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), want, atol=1e-5, rtol=1e-5)
 
 
 def test_tiny_training_lowers_loss(batch) -> None:

@@ -1,15 +1,20 @@
 """Evaluate an exported POF model: held-out mocap subjects and real multi-camera video.
 
-``uv run python -m models.training.evaluate MODEL.onnx [--demo Demo_MultiPerson]``
+``uv run python -m models.training.evaluate MODEL.onnx [--demo Demo_MultiPerson] [--against CURRENT.onnx]``
 
 1. Held-out mocap (validation subjects, fixed random cameras, MediaPipe-like noise): mean,
    median and per-limb orientation error against the naive baseline (2D direction, zero
-   depth), depth-sign accuracy, and the root-relative joint error (MPJPE, and PA-MPJPE
-   after a similarity alignment) after the least-squares solve with the true bone lengths.
+   depth); the depth-sign head's accuracy next to that of the orientations' own depth sign,
+   and the error after the head's correction (a limb's depth flipped where the head
+   confidently disagrees, as the pipeline does); the root-relative joint error (MPJPE, and
+   PA-MPJPE after a similarity alignment) after the least-squares solve with the true bone
+   lengths.
 2. Real video (a Pose2Sim demo): MediaPipe on each camera; the reference is the joints
    triangulated from the other cameras (models/training/measure_noise.py), turned into that
    camera's frame. Compared: MediaPipe's own world landmarks, the POF model, naive.
    Demo_MultiPerson is for tuning; Demo_SinglePerson is a test set: report it, never tune.
+
+``--against`` evaluates further models the same way (e.g. the shipped one), side by side.
 """
 
 from __future__ import annotations
@@ -77,14 +82,18 @@ def held_out(model: Path, batches: int, seq_len: int) -> dict:
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     window = int(session.get_inputs()[0].shape[-1]) // N_FEATURES
     gen = PairGenerator(split(load_clips())[1], seq_len, NoiseModel(), False, 999, window)
-    err, naive, sign, mpjpe, mpjpe_z, pa = [], [], [], [], [], []
+    err, err_z, naive, sign, pof_sign, mpjpe, mpjpe_z, pa = [], [], [], [], [], [], [], []
     for _ in range(batches):
         b = gen.sample(128)
         pof, prob = run_batch(session, b.features)
         h = b.history
-        err.append(angle_deg(pof[:, h:], b.pof[:, h:]))
-        naive.append(angle_deg(naive_pof(b.uv[:, h:], b.K[:, None]), b.pof[:, h:]))
-        sign.append((prob[:, h:] > 0.5) == (b.pof[:, h:, :, 2] > 0))
+        truth_pof = b.pof[:, h:]
+        err.append(angle_deg(pof[:, h:], truth_pof))
+        fixed = correct_z_sign(pof[:, h:].reshape(-1, 3), prob[:, h:].reshape(-1))
+        err_z.append(angle_deg(fixed.reshape(truth_pof.shape), truth_pof))
+        naive.append(angle_deg(naive_pof(b.uv[:, h:], b.K[:, None]), truth_pof))
+        sign.append((prob[:, h:] > 0.5) == (truth_pof[..., 2] > 0))
+        pof_sign.append((pof[:, h:, :, 2] > 0) == (truth_pof[..., 2] > 0))
         lengths = np.linalg.norm(limb_vectors(b.joints_cam), axis=-1)
         for i in range(len(pof)):
             for t in range(h, h + seq_len, 4):
@@ -102,7 +111,9 @@ def held_out(model: Path, batches: int, seq_len: int) -> dict:
     per_limb = err_all.reshape(-1, len(LIMB_NAMES)).mean(0)
     return {
         "limb_deg": float(err_all.mean()), "limb_deg_median": float(np.median(err_all)),
+        "limb_deg_zfix": float(np.mean(np.concatenate(err_z))),
         "zsign_acc": float(np.mean(np.concatenate(sign))),
+        "zsign_acc_pof": float(np.mean(np.concatenate(pof_sign))),
         "naive_limb_deg": float(np.mean(naive)),
         "mpjpe_mm": 1000 * float(np.mean(mpjpe)), "mpjpe_zfix_mm": 1000 * float(np.mean(mpjpe_z)),
         "pa_mpjpe_mm": 1000 * float(np.mean(pa)),
@@ -190,10 +201,25 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=8)
     ap.add_argument("--height", type=float, default=1.70, help="demo subject height (m)")
+    ap.add_argument(
+        "--against",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="further models to evaluate the same way (e.g. the shipped one)",
+    )
+    ap.add_argument("--held-out-only", action="store_true", help="skip the real video")
     args = ap.parse_args()
-    result = {"held_out": held_out(args.model, args.batches, args.seq_len),
-              args.demo: real_video(args.model, args.demo, args.cache, args.height)}  # fmt: skip
-    print(json.dumps(result, indent=1))
+    models = [args.model, *args.against]
+    for model in models:
+        if not model.is_file():
+            raise SystemExit(f"error: no model at {model}; pass an exported .onnx file")
+    results = {}
+    for model in models:  # keyed by path, in the order given
+        results[str(model)] = {"held_out": held_out(model, args.batches, args.seq_len)}
+        if not args.held_out_only:
+            results[str(model)][args.demo] = real_video(model, args.demo, args.cache, args.height)
+    print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,12 @@ frame's prior, as at inference; each frame's input is its window of 2D frames (`
 the history frames in front of the sequence only fill windows). Loss = cosine (1 - cos) per
 limb + ``ZSIGN_WEIGHT`` x BCE on the sign of the limb's depth component. Validation uses
 whole held-out subjects (models/training/mocap.py) through fixed random cameras; the naive baseline
-takes each limb's 2D direction with zero depth. Logs one JSON line per evaluation;
-checkpoints go to --out.
+takes each limb's 2D direction with zero depth. Logs one JSON line per evaluation (with
+steps/s and the pair generator's share of the step time).
+
+The learning-rate schedule is a function of the step (over ``--steps``), so training can be
+split across invocations: each one stops at ``--minutes``, ``--stop-at``, SIGTERM or SIGINT
+with a checkpoint in --out (models/training/checkpoint.py), and ``--resume`` continues it exactly.
 """
 
 from __future__ import annotations
@@ -14,15 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
+import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from models.features import N_FEATURES
+from models.training import checkpoint
 from models.training.corruption import NoiseModel
 from models.training.mocap import load_clips, split
 from models.training.pairs import Batch, PairGenerator
@@ -79,7 +88,31 @@ def evaluate(model: torch.nn.Module, batches: list[Batch]) -> dict[str, float]:
             "naive_deg": float(np.mean(base))}  # fmt: skip
 
 
-def main() -> None:
+# Arguments that define the run: a resumed run must keep them (the others are per invocation).
+RUN_ARGS = ("model", "dim", "layers", "global_context", "seq_len", "window", "batch", "steps",
+            "lr", "seed")  # fmt: skip
+WARMUP = 0.02  # fraction of --steps with a linear learning-rate ramp
+
+
+def learning_rate(step: int, steps: int, peak: float) -> float:
+    """Warm-up, then cosine decay to zero at ``steps``: a function of the step alone."""
+    progress = step / steps
+    return peak * min(1.0, progress / WARMUP) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class StopRequest:
+    """SIGTERM/SIGINT ask the loop to checkpoint after the current step and exit."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=("semgcn", "mlp"), default="semgcn")
     ap.add_argument("--dim", type=int, default=256)
@@ -88,23 +121,68 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=4, help="frames unrolled with the prior")
     ap.add_argument("--window", type=int, default=1, help="2D frames the model sees per step")
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--steps", type=int, default=20000, help="length of the LR schedule")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--minutes",
         type=float,
         default=math.inf,
-        help="stop after this long (the learning-rate schedule then follows time)",
+        help="this invocation stops (with a checkpoint) after this long",
     )
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument(
+        "--stop-at",
+        type=int,
+        default=None,
+        help="this invocation stops (with a checkpoint) after this step",
+    )
+    ap.add_argument(
+        "--resume", action="store_true", help="continue from --out's checkpoint if there is one"
+    )
+    ap.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps")
+    ap.add_argument(
+        "--ckpt-minutes",
+        type=float,
+        default=5.0,
+        help="and at least this often (a slow, shared core)",
+    )
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--val-batches", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/pof"))
-    args = ap.parse_args()
+    return ap.parse_args()  # fmt: skip
 
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def resume_state(args: argparse.Namespace, path: Path) -> dict | None:
+    """The checkpoint to continue from (None: start fresh), checked against ``args``."""
+    if not path.exists():
+        return None
+    if not args.resume:
+        fail(f"{path} exists; pass --resume to continue it or choose another --out")
+    ckpt = checkpoint.load(path)
+    if "resume" not in ckpt:
+        fail(f"{path} has no resume state (written by an older models/train.py); "
+             "choose another --out")  # fmt: skip
+    saved = ckpt["resume"]["run"]
+    for key in RUN_ARGS:
+        if saved[key] != getattr(args, key):
+            flag = "--" + key.replace("_", "-")
+            fail(f"{flag} {getattr(args, key)} differs from {saved[key]} in {path}; "
+                 "resume with the original arguments")  # fmt: skip
+    return ckpt
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # and the global ones, should any library draw from them
+    np.random.seed(args.seed)
+    random.seed(args.seed)
     noise = NoiseModel()
     train_clips, val_clips = split(load_clips())
     gen = PairGenerator(train_clips, args.seq_len, noise, True, args.seed, args.window)
@@ -113,35 +191,67 @@ def main() -> None:
     model = build(args.model, args.dim, args.layers, args.global_context, args.window)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"pof_{args.model}.pt"
     config = {"model": args.model, "dim": args.dim, "layers": args.layers,
               "global_context": args.global_context, "seq_len": args.seq_len,
               "window": args.window}  # fmt: skip
-    start, running = time.monotonic(), []
-    for step in range(1, args.steps + 1):
-        progress = max(step / args.steps, (time.monotonic() - start) / 60 / args.minutes)
-        for group in opt.param_groups:  # warm-up, then cosine decay over steps or minutes
-            group["lr"] = (
-                args.lr * min(1.0, progress * 50) * 0.5 * (1 + math.cos(math.pi * progress))
-            )
+    step, log, running, minutes_before = 0, {}, [], 0.0
+    ckpt = resume_state(args, path)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["resume"]["optimizer"])
+        checkpoint.set_rng_state(ckpt["resume"]["rng"], gen.rng)
+        step, log = ckpt["resume"]["step"], ckpt["log"]
+        running, minutes_before = ckpt["resume"]["running"], ckpt["resume"]["minutes"]
+    print(f"{'resuming' if ckpt else 'starting'} at step {step} of {args.steps}: {path}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    stop, start = StopRequest(), time.monotonic()
+    saved_at = start
+    data_s = net_s = 0.0  # since the last log line: pair generation vs network step
+
+    def save() -> None:
+        nonlocal saved_at
+        saved_at = time.monotonic()
+        minutes = minutes_before + (time.monotonic() - start) / 60
+        resume = {"step": step, "optimizer": opt.state_dict(), "rng": checkpoint.rng_state(gen.rng),
+                  "running": running, "minutes": minutes,
+                  "run": {k: getattr(args, k) for k in RUN_ARGS}}  # fmt: skip
+        checkpoint.save_atomic({"state_dict": model.state_dict(), "config": config, "log": log,
+                                "noise": {k: np.asarray(v).tolist()
+                                          for k, v in asdict(noise).items()},
+                                "resume": resume}, path)  # fmt: skip
+
+    while step < args.steps:
+        step += 1
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, args.steps, args.lr)
+        t0 = time.perf_counter()
         b = gen.sample(args.batch)
+        t1 = time.perf_counter()
         pof, z = unroll(model, torch.from_numpy(b.features[:, b.history :]))
         loss = loss_fn(pof, z, torch.from_numpy(b.pof[:, b.history :]))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        data_s, net_s = data_s + t1 - t0, net_s + time.perf_counter() - t1
         running.append(loss.item())
-        done = step == args.steps or progress >= 1
-        if step % args.eval_every == 0 or done:
-            log = {"step": step, "min": round((time.monotonic() - start) / 60, 2),
-                   "loss": float(np.mean(running)), **evaluate(model, val)}  # fmt: skip
-            running = []
+        minutes = (time.monotonic() - start) / 60
+        last = step == args.steps
+        halt = last or stop.requested or minutes >= args.minutes or step == args.stop_at
+        if step % args.eval_every == 0 or last:
+            log = {"step": step, "min": round(minutes_before + minutes, 2),
+                   "loss": float(np.mean(running)), **evaluate(model, val),
+                   "steps_per_s": round(len(running) / (data_s + net_s), 3),
+                   "data_share": round(data_s / (data_s + net_s), 3)}  # fmt: skip
+            running, data_s, net_s = [], 0.0, 0.0
             print(json.dumps(log), flush=True)
-            torch.save({"state_dict": model.state_dict(), "config": config, "log": log,
-                        "noise": {k: np.asarray(v).tolist() for k, v in asdict(noise).items()}},
-                       args.out / f"pof_{args.model}.pt")  # fmt: skip
-        if done:
+        due = time.monotonic() - saved_at >= 60 * args.ckpt_minutes
+        if due or step % args.ckpt_every == 0 or step % args.eval_every == 0 or halt:
+            save()
+        if halt:
             break
+    print(f"stopped at step {step} of {args.steps}: {path}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
