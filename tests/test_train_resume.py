@@ -82,7 +82,8 @@ def test_sigterm_checkpoints_then_resume_equals_uninterrupted(
     uninterrupted, tmp_path: Path
 ) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "models.training.train", *TINY, "--eval-every", "1", "--out", str(tmp_path)],
+        [sys.executable, "-m", "models.training.train", *TINY, "--eval-every", "1",
+         "--out", str(tmp_path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

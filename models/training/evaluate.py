@@ -1,6 +1,7 @@
 """Evaluate an exported POF model: held-out mocap subjects and real multi-camera video.
 
-``uv run python -m models.training.evaluate MODEL.onnx [--demo Demo_MultiPerson] [--against CURRENT.onnx]``
+``uv run python -m models.training.evaluate MODEL.onnx [--demo Demo_MultiPerson]
+[--against CURRENT.onnx]``
 
 1. Held-out mocap (validation subjects, fixed random cameras, MediaPipe-like noise): mean,
    median and per-limb orientation error against the naive baseline (2D direction, zero
