@@ -13,6 +13,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         stats_path=args.stats_json,
         viewer=not args.no_viewer,
     )
+    # One BLAS thread per process: each stage's matrices are tiny, and on a saturated machine
+    # OpenBLAS's extra threads only fight the other stages (bench/bench_live.py). The
+    # processes inherit this before they import numpy.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         return run_live(config, options)
     except (PipelineError, ConfigError) as exc:

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import shutil
 import signal
 import time
@@ -31,8 +30,7 @@ from typing import Any
 
 import zmq
 
-from stream.config import ConfigError
-from stream.graph import Graph, StageNode, plan_graph
+from stream.graph import Graph, StageNode, check_graph, plan_graph
 from stream.lifeline import EXIT_REPORTED, Lifeline
 from stream.pipeline import load_process
 from stream.processes import stage_main
@@ -82,16 +80,9 @@ class Supervisor:
     restarts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_graph(self.config)  # a bad config fails before anything exists
         self._run_dir = make_run_dir()
-        try:
-            self.graph: Graph = plan_graph(self.config, self._run_dir)
-        except ConfigError:
-            shutil.rmtree(self._run_dir)
-            raise
-        # One BLAS thread per process: each stage's matrices are tiny, and on a saturated
-        # machine OpenBLAS's extra threads only fight the other stages (bench/bench_live.py).
-        # The forkserver starts later and inherits this before it imports numpy.
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        self.graph: Graph = plan_graph(self.config, self._run_dir)
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(preload_modules(self.config))
         self._lifeline = Lifeline(self._ctx)

@@ -1,13 +1,18 @@
-"""Inline execution hands stages read-only arrays, exactly as the socket codec does."""
+"""The engine core: inline execution hands stages read-only arrays, exactly as the socket
+codec does; the supervisor checks its config before it creates anything."""
 
 from __future__ import annotations
+
+import tempfile
 
 import numpy as np
 import pytest
 
 from core.packet import Packet
 from core.stage import Stage
+from stream.config import ConfigError, with_overrides
 from stream.pipeline import StageError, run_inline
+from stream.supervisor import LiveOptions, Supervisor
 from transports.codec import decode, encode
 
 
@@ -54,3 +59,14 @@ def test_a_stage_that_copies_first_works() -> None:
     assert out is not None
     np.testing.assert_array_equal(out.data["markers"][0], 1.0)
     assert not out.image.flags.writeable
+
+
+def test_a_bad_live_config_fails_before_the_supervisor_creates_anything(
+    config, tmp_path, monkeypatch
+) -> None:
+    """A transport the schema would reject, handed to the supervisor directly."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    bad = with_overrides(config, {"live.transport": "udp"})
+    with pytest.raises(ConfigError, match="transport"):
+        Supervisor(bad, LiveOptions(source="0"))
+    assert not list(tmp_path.iterdir()), "no run folder, no socket, nothing"
