@@ -21,9 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
-
 from bench.bench_offline import mediapipe_alone_fps
+from bench.clips import paced_clip, read_frames
 from core.demo_data import demo_video
 from offline.runner import process_video
 from stream.config import load_config
@@ -33,25 +32,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def paced_clip(source: Path, fps: float, seconds: float, out: Path) -> int:
-    """The source's frames forth and back for ``seconds`` at ``fps``; returns frame count."""
-    cap = cv2.VideoCapture(str(source))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cycle = frames + frames[::-1]
-    n = int(fps * seconds)
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    for i in range(n):
-        writer.write(cycle[i % len(cycle)])
-    writer.release()
-    return n
 
 
 def pipeline_pids() -> list[int]:
@@ -149,7 +129,7 @@ def main() -> None:
         )
         for fps in (60.0, 30.0):
             clip = out / f"demo_{int(fps)}fps.mp4"
-            n = paced_clip(video, fps, args.seconds, clip)
+            n = paced_clip(read_frames(video), fps, args.seconds, clip)
             print_live(f"live at {fps:.0f} fps", live_run(clip, n, out / f"{int(fps)}.json"))
 
 

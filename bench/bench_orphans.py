@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_live import paced_clip
+from bench.clips import paced_clip, read_frames
 from bench.proc import descendants, running
 from core.demo_data import demo_video
 from transports.client import PoseClient
@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "demo_60s.mp4"
-        paced_clip(demo_video(), 30.0, 60.0, video)
+        paced_clip(read_frames(demo_video()), 30.0, 60.0, video)
         worst = []
         for i in range(args.runs):
             gone = one_run(video, Path(tmp), 5570 + 2 * i)

@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from bench.clips import ping_pong, read_frames
 from bench.mjpeg_server import MjpegServer
 from bench.proc import comm, descendants
 from core.demo_data import demo_video
@@ -44,17 +44,6 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def demo_frames() -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(demo_video()))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    return frames + frames[::-1]
-
-
 def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
     """Least-squares growth of (seconds, MB) samples, in MB per minute."""
     t, mb = np.array(samples).T
@@ -67,7 +56,7 @@ def main() -> None:
     parser.add_argument("--warmup-minutes", type=float, default=2.0, help="left out of slopes")
     parser.add_argument("--fps", type=float, default=60.0)
     args = parser.parse_args()
-    server = MjpegServer(demo_frames(), fps=args.fps, quality=85).serve()
+    server = MjpegServer(ping_pong(read_frames(demo_video())), fps=args.fps, quality=85).serve()
     samples: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         stats_json = Path(tmp) / "stats.json"

@@ -24,9 +24,9 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from bench.clips import paced_clip, read_frames
 from core.demo_data import demo_video
 from stages.detect import encode_preview
 from transports.queues import Subscriber
@@ -36,27 +36,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 WARM_UP_S = 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def demo_frames(scale: float) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(demo_video("cam01")))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return frames
-        frames.append(cv2.resize(frame, None, fx=scale, fy=scale) if scale != 1 else frame)
-
-
-def paced_clip(frames: list[np.ndarray], seconds: float, out: Path) -> Path:
-    """``frames`` forth and back for ``seconds`` at 30 fps."""
-    cycle = frames + frames[::-1]
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30, (width, height))
-    for i in range(int(30 * seconds)):
-        writer.write(cycle[i % len(cycle)])
-    writer.release()
-    return out
 
 
 def free_port() -> int:
@@ -138,11 +117,12 @@ def main() -> None:
     args = parser.parse_args()
     if not display_available():
         parser.exit(2, f"error: {NO_DISPLAY}: on a headless machine run it under xvfb-run -a\n")
-    frames = demo_frames(args.scale)
+    frames = read_frames(demo_video(), args.scale)
     height, width = frames[0].shape[:2]
     print(f"preview (480 px JPEG) in detect: {preview_ms(frames):.2f} ms per {width}x{height}")
     with tempfile.TemporaryDirectory() as tmp:
-        video = paced_clip(frames, args.seconds + 5, Path(tmp) / "demo30.mp4")
+        video = Path(tmp) / "demo30.mp4"
+        paced_clip(frames, 30.0, args.seconds + 5, video)
         runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
         for _ in range(args.rounds):
             for viewer in (False, True):

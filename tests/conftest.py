@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import pytest
 
+from bench.clips import paced_clip, ping_pong, read_frames
 from core.demo_data import demo_video
 from models.training.mocap import MOCAP_DIR
 from stream.config import load_config
@@ -53,16 +53,7 @@ def config() -> dict[str, Any]:
 def pingpong_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 s at 30 fps of real demo frames (cam01 played forth and back, 540x960): a source
     long enough for live runs that are killed, interrupted or watched in a window."""
-    cap = cv2.VideoCapture(str(demo_video("cam01")))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, (540, 960)))
+    frames = read_frames(demo_video("cam01"), scale=0.5)  # 1080x1920 -> 540x960
     path = tmp_path_factory.mktemp("video") / "pingpong.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (540, 960))
-    for frame in (frames + frames[::-1]) * 3:
-        writer.write(frame)
-    writer.release()
+    paced_clip(frames, 30.0, 3 * len(ping_pong(frames)) / 30.0, path)
     return path
