@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import shutil
 import signal
@@ -284,7 +285,18 @@ class Supervisor:
                 process.join(0.2)
         self._events.close(linger=0)
         self._lifeline.close()
+        _end_forkserver()
         shutil.rmtree(self._run_dir, ignore_errors=True)
+
+
+def _end_forkserver() -> None:
+    """Stop the forkserver now that its children are gone. Left alone it exits only after
+    the supervisor, then spends half a second or more tearing down MediaPipe and friends
+    while holding the run's stdout and stderr open. A later start launches a fresh one."""
+    pid = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)  # it holds nothing that needs saving
+        os.waitpid(pid, 0)
 
 
 def run_live(config: Mapping[str, Any], options: LiveOptions) -> int:
