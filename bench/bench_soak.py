@@ -5,10 +5,11 @@ local MJPEG-over-HTTP server (an IP camera, as far as the pipeline can tell) fee
 ``run_live.py --no-viewer`` for ``--minutes``. The RSS of every process of the run (the
 supervisor, capture, each stage, the sink) is sampled every few seconds; after the
 warm-up, the slope of a least-squares line through each process' samples is its growth
-(target: < 0.1 MB/min each). Capture -> publish latency percentiles come from
-``--stats-json``.
+(target: < 0.1 MB/min each); the range of each process' RSS after the warm-up tells a
+trend from the few-MB steps of the allocator, which dominate slopes over short runs.
+Capture -> publish latency percentiles come from ``--stats-json``.
 
-    uv run python -m bench.bench_soak [--minutes 15] [--warmup-minutes 2]
+    uv run python -m bench.bench_soak [--minutes 15] [--warmup-minutes 2] [--samples-json F]
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0, help="length of the live run")
     parser.add_argument("--warmup-minutes", type=float, default=2.0, help="left out of slopes")
     parser.add_argument("--fps", type=float, default=60.0)
+    parser.add_argument("--samples-json", type=Path, help="write every RSS sample here")
     args = parser.parse_args()
     server = MjpegServer(ping_pong(read_frames(demo_video())), fps=args.fps, quality=85).serve()
     samples: dict[str, list[tuple[float, float]]] = {}
@@ -84,12 +86,14 @@ def main() -> None:
         if run.returncode != 0:
             sys.exit(f"run_live.py failed ({run.returncode}):\n{err}")
         result = json.loads(stats_json.read_text())
+    if args.samples_json is not None:
+        args.samples_json.write_text(json.dumps(samples))
     warmup = args.warmup_minutes * 60
     print(
         f"soak: {args.minutes:g} min live at {args.fps:g} fps input (MJPEG over HTTP), "
         f"slopes after a {args.warmup_minutes:g} min warm-up, one RSS sample per {SAMPLE_S:g} s"
     )
-    print(f"{'process':12s} {'RSS MB':>8s} {'MB/min':>8s}")
+    print(f"{'process':12s} {'RSS MB':>8s} {'MB/min':>8s} {'min..max after warm-up':>24s}")
     worst = 0.0
     for name, series in sorted(samples.items()):
         steady = [(t, mb) for t, mb in series if t >= warmup]
@@ -99,7 +103,9 @@ def main() -> None:
         slope = slope_mb_per_min(steady)
         worst = max(worst, slope)
         flag = "" if slope < TARGET_MB_PER_MIN else f"  over the {TARGET_MB_PER_MIN} target"
-        print(f"{name:12s} {steady[-1][1]:8.1f} {slope:8.3f}{flag}")
+        low, high = min(mb for _, mb in steady), max(mb for _, mb in steady)
+        span = f"{low:.1f}..{high:.1f}"
+        print(f"{name:12s} {steady[-1][1]:8.1f} {slope:8.3f} {span:>24s}{flag}")
     e2e = result["ms"]["capture->publish"]
     share = 100 * result["published"] / max(server.sent, 1)
     print(

@@ -70,9 +70,9 @@ def capture_main(
             if flag.stop:
                 break
             packet.meta["dropped"] = progress[1] = dropped_before + sender.dropped
+            progress[0] = packet.frame_index + 1  # before sending: a restart never repeats it
             while not sender.send(packet, timeout_s=POLL_S) and lossless and not flag.stop:
                 pass
-            progress[0] = packet.frame_index + 1
     except SourceError as exc:
         sender.send_end(video.source_id, timeout_s=1.0)
         lifeline.fail(str(exc))

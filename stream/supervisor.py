@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
+import os
 import shutil
 import signal
 import time
@@ -214,7 +216,8 @@ class Supervisor:
                 if self._deadline is not None and time.monotonic() >= self._deadline:
                     self.stop()
                 time.sleep(WATCH_S)
-            self._check_capture()
+            self._capture.join(STOP_GRACE_S)  # it ends after its end-of-stream got through
+            self._check_capture(restart=False)
             if self._sink.exitcode not in (0, None) and not self._stopping:
                 raise PipelineError(f"sink process ended with exit status {self._sink.exitcode}")
             if self._viewer is not None and self._viewer.exitcode not in (0, None):
@@ -223,14 +226,14 @@ class Supervisor:
         finally:
             self._reap()
 
-    def _check_capture(self) -> None:
+    def _check_capture(self, restart: bool = True) -> None:
         """Fail on a source error capture reported; restart a capture that crashed."""
         assert self._capture is not None
         exitcode = self._capture.exitcode
         if exitcode == EXIT_REPORTED:
             self.stop()
             raise PipelineError(self._lifeline.failure() or "capture failed")
-        if exitcode not in (None, 0) and not self._stopping:
+        if restart and exitcode not in (None, 0) and not self._stopping:
             self._died("capture", exitcode)
             self._start_capture()
 
@@ -283,7 +286,18 @@ class Supervisor:
                 process.join(0.2)
         self._events.close(linger=0)
         self._lifeline.close()
+        _end_forkserver()
         shutil.rmtree(self._run_dir, ignore_errors=True)
+
+
+def _end_forkserver() -> None:
+    """Stop the forkserver now that its children are gone. Left alone it exits only after
+    the supervisor, then spends half a second or more tearing down MediaPipe and friends
+    while holding the run's stdout and stderr open. A later start launches a fresh one."""
+    pid = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)  # it holds nothing that needs saving
+        os.waitpid(pid, 0)
 
 
 def run_live(config: Mapping[str, Any], options: LiveOptions) -> int:
