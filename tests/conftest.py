@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +68,15 @@ def pingpong_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
         writer.write(frame)
     writer.release()
     return path
+
+
+@pytest.fixture(autouse=True)
+def no_qt_in_the_test_process() -> Iterator[None]:
+    """Qt keeps process-wide state (its application, X connection, queued events of closed
+    windows) that crashed later tests: windows open in processes of their own
+    (tests/isolated.py), and a test that loads Qt here fails."""
+    before = "PySide6" in sys.modules
+    yield
+    assert before or "PySide6" not in sys.modules, (
+        "this test loaded Qt into the pytest process: open windows through tests/isolated.py"
+    )
