@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +59,15 @@ def pingpong_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("video") / "pingpong.mp4"
     paced_clip(frames, 30.0, 3 * len(ping_pong(frames)) / 30.0, path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def no_qt_in_the_test_process() -> Iterator[None]:
+    """Qt keeps process-wide state (its application, X connection, queued events of closed
+    windows) that crashed later tests: windows open in processes of their own
+    (tests/isolated.py), and a test that loads Qt here fails."""
+    before = "PySide6" in sys.modules
+    yield
+    assert before or "PySide6" not in sys.modules, (
+        "this test loaded Qt into the pytest process: open windows through tests/isolated.py"
+    )

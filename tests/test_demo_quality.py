@@ -13,6 +13,8 @@ variation is printed for every bone and only gross instability fails. The learne
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,30 +35,42 @@ BONES = {  # name: (marker a, marker b, min ratio of height, max ratio)
     "forearm": ("Elbow", "Wrist", 0.11, 0.19),
 }
 MAX_BONE_CV = 0.35
+LIFTS = ("mediapipe", "pof")
 
 
-@pytest.fixture(scope="module", params=["mediapipe", "pof"])
-def demo_markers(config: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, np.ndarray]:
-    """markers_64 of every frame of every demo camera, run with --estimate-missing, with
-    MediaPipe's 3D (--lift mediapipe) and with the learned POF lift (--lift pof)."""
-    cfg = with_overrides(
-        config,
-        {"markers.estimate_missing": True, "subject.height": HEIGHT, "lift.method": request.param},
-    )
-    stages = build_stages(cfg)
+def run_demos(config: dict[str, Any], lift: str, field: str) -> dict[str, np.ndarray]:
+    """``field`` of every frame of every demo camera, through the chain with ``lift``."""
+    stages = build_stages(with_overrides(config, {"lift.method": lift}))
     out = {}
     for camera in DEMO_CAMERAS:
-        packets = [run_inline(stages, p) for p in VideoSource(demo_video(camera))]
-        out[camera] = np.array([p.data["markers_64"] for p in packets])
+        out[camera] = np.array(
+            [run_inline(stages, p).data[field] for p in VideoSource(demo_video(camera))]
+        )
         for stage in stages:
             stage.reset()
-    out["lift"] = request.param
     return out
 
 
+# The two chains below run once per lift on first use, whatever order the tests come in
+# (parametrized module fixtures were set up again when a random order split their tests).
+@pytest.fixture(scope="module")
+def demo_markers(config: dict[str, Any]) -> Callable[[str], dict[str, np.ndarray]]:
+    """markers_64 of every frame of every demo camera, run with --estimate-missing, with
+    MediaPipe's 3D (--lift mediapipe) or with the learned POF lift (--lift pof)."""
+    cfg = with_overrides(config, {"markers.estimate_missing": True, "subject.height": HEIGHT})
+    return functools.cache(lambda lift: run_demos(cfg, lift, "markers_64"))
+
+
+@pytest.fixture(scope="module")
+def demo_angles(config: dict[str, Any]) -> Callable[[str], dict[str, np.ndarray]]:
+    """Joint angles of every frame of every demo camera, default settings, with a lift."""
+    return functools.cache(lambda lift: run_demos(config, lift, "angles"))
+
+
 @pytest.mark.parametrize("camera", DEMO_CAMERAS)
-def test_at_least_95_percent_frames_complete(demo_markers: dict, camera: str) -> None:
-    markers = demo_markers[camera]
+@pytest.mark.parametrize("lift", LIFTS)
+def test_at_least_95_percent_frames_complete(demo_markers: Any, lift: str, camera: str) -> None:
+    markers = demo_markers(lift)[camera]
     assert markers.shape == (100, 64, 3)
     complete = np.isfinite(markers).all(axis=(1, 2)).mean()
     print(f"{camera}: {100 * complete:.1f}% of frames with 64 finite markers")
@@ -64,8 +78,9 @@ def test_at_least_95_percent_frames_complete(demo_markers: dict, camera: str) ->
 
 
 @pytest.mark.parametrize("camera", DEMO_CAMERAS)
-def test_bone_lengths_plausible_and_stable(demo_markers: dict, camera: str) -> None:
-    markers = demo_markers[camera]
+@pytest.mark.parametrize("lift", LIFTS)
+def test_bone_lengths_plausible_and_stable(demo_markers: Any, lift: str, camera: str) -> None:
+    markers = demo_markers(lift)[camera]
     for bone, (a, b, low, high) in BONES.items():
         for side in "RL":
             i, j = MARKERS_64.index(side + a), MARKERS_64.index(side + b)
@@ -74,23 +89,6 @@ def test_bone_lengths_plausible_and_stable(demo_markers: dict, camera: str) -> N
             print(f"{camera} {side}{bone}: {mean:.3f} m ({mean / HEIGHT:.3f} H), CV {cv:.3f}")
             assert low * HEIGHT <= mean <= high * HEIGHT, f"{side}{bone} {mean:.3f} m"
             assert cv <= MAX_BONE_CV, f"{side}{bone} CV {cv:.3f}"
-
-
-@pytest.fixture(scope="module", params=["pof", "mediapipe"])
-def demo_angles(config: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Joint angles of every frame of every demo camera, default settings, with each lift
-    (``"lift"`` names it)."""
-    cfg = with_overrides(config, {"lift.method": request.param})
-    stages = build_stages(cfg)
-    out = {}
-    for camera in DEMO_CAMERAS:
-        out[camera] = np.array(
-            [run_inline(stages, p).data["angles"] for p in VideoSource(demo_video(camera))]
-        )
-        for stage in stages:
-            stage.reset()
-    out["lift"] = request.param
-    return out
 
 
 # Physiological ranges of motion (deg, generous: AAOS normal values plus margin for
@@ -115,8 +113,9 @@ FLEXION_RANGES = {
 
 
 @pytest.mark.parametrize("camera", DEMO_CAMERAS)
-def test_every_joint_group_for_90_percent_of_frames(demo_angles: dict, camera: str) -> None:
-    angles = demo_angles[camera]
+@pytest.mark.parametrize("lift", LIFTS)
+def test_every_joint_group_for_90_percent_of_frames(demo_angles: Any, lift: str, camera: str):
+    angles = demo_angles(lift)[camera]
     for group, columns in ANGLE_GROUPS.items():
         rows = angles[:, [ANGLE_COLUMNS.index(c) for c in columns]]
         coverage = np.isfinite(rows).all(axis=1).mean()
@@ -138,15 +137,14 @@ def assert_flexion_in_range(angles: np.ndarray, camera: str, column: str) -> Non
 
 
 @pytest.mark.parametrize("camera", DEMO_CAMERAS)
-def test_flexion_ranges_physiological(demo_angles: dict, camera: str) -> None:
+@pytest.mark.parametrize("lift", LIFTS)
+def test_flexion_ranges_physiological(demo_angles: Any, lift: str, camera: str) -> None:
     for column in FLEXION_RANGES:
-        if (demo_angles["lift"], camera, column) not in KNOWN_LIFT_FAILURES:
-            assert_flexion_in_range(demo_angles[camera], camera, column)
+        if (lift, camera, column) not in KNOWN_LIFT_FAILURES:
+            assert_flexion_in_range(demo_angles(lift)[camera], camera, column)
 
 
 @pytest.mark.xfail(strict=True, reason="MediaPipe foot depth on cam04 (see KNOWN_LIFT_FAILURES)")
-@pytest.mark.parametrize(
-    ("demo_angles", "camera", "column"), sorted(KNOWN_LIFT_FAILURES), indirect=["demo_angles"]
-)
-def test_known_lift_failures(demo_angles: dict, camera: str, column: str) -> None:
-    assert_flexion_in_range(demo_angles[camera], camera, column)
+@pytest.mark.parametrize(("lift", "camera", "column"), sorted(KNOWN_LIFT_FAILURES))
+def test_known_lift_failures(demo_angles: Any, lift: str, camera: str, column: str) -> None:
+    assert_flexion_in_range(demo_angles(lift)[camera], camera, column)

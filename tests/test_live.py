@@ -9,9 +9,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgpack
+import pytest
 import zmq
 
 from bench.proc import comm, descendants
@@ -61,9 +63,43 @@ class LiveRun:
             time.sleep(0.1)
         raise AssertionError("live pipeline did not start")
 
+    def wait_published(self, messages: list, count: int = 1) -> None:
+        """Until ``count`` pose.markers have arrived in ``messages`` (a ``collect`` on this
+        run's stream): only then is every stage up and are frames flowing through them."""
+        deadline = time.monotonic() + STARTUP_S
+        while sum(topic == "pose.markers" for topic, _ in messages) < count:
+            assert self.process.poll() is None, self.process.communicate()
+            assert time.monotonic() < deadline, f"{count} frames were not published"
+            time.sleep(0.1)
+
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
         out, err = self.process.communicate(timeout=timeout)
         return self.process.returncode, out, err
+
+    def stop(self) -> None:
+        """End the run if it still runs: SIGINT as a user would, SIGKILL if that hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.communicate()
+
+
+@pytest.fixture
+def live_run() -> Iterator[Callable[..., LiveRun]]:
+    """Starts LiveRuns; one still running when its test ends (the test failed midway) is
+    stopped then, so it cannot load or disturb the tests after it."""
+    runs: list[LiveRun] = []
+
+    def start(*args: str | Path, tmp: Path | None = None) -> LiveRun:
+        runs.append(LiveRun(*args, tmp=tmp))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        run.stop()
 
 
 def pipeline_processes(root: int) -> dict[int, str]:
@@ -98,10 +134,12 @@ def collect(
     return thread
 
 
-def test_two_subscribers_get_every_frame_and_a_stalled_one_costs_nothing(pingpong_video: Path):
+def test_two_subscribers_get_every_frame_and_a_stalled_one_costs_nothing(
+    pingpong_video: Path, live_run: Callable[..., LiveRun]
+) -> None:
     delivered = {}
     for stalled in (False, True):
-        run = LiveRun("--source", pingpong_video, "--duration", "8")
+        run = live_run("--source", pingpong_video, "--duration", "8")
         context = zmq.Context.instance()
         stall = context.socket(zmq.SUB)
         if stalled:  # subscribes and never reads
@@ -129,13 +167,15 @@ def test_two_subscribers_get_every_frame_and_a_stalled_one_costs_nothing(pingpon
     assert delivered[True] >= 0.9 * delivered[False]
 
 
-def test_killed_stage_restarts_in_live_mode(pingpong_video: Path) -> None:
-    run = LiveRun("--source", pingpong_video, "--duration", "10")
+def test_killed_stage_restarts_in_live_mode(
+    pingpong_video: Path, live_run: Callable[..., LiveRun]
+) -> None:
+    run = live_run("--source", pingpong_video, "--duration", "10")
     got: list = []
     stop = threading.Event()
     thread = collect(run.publish, got, stop)
     run.wait_ready()
-    time.sleep(2.0)
+    run.wait_published(got)
     seen = pipeline_processes(run.process.pid)
     detect = [pid for pid, name in seen.items() if name == "mm-detect"]
     assert len(detect) == 1
@@ -156,41 +196,57 @@ def test_killed_stage_restarts_in_live_mode(pingpong_video: Path) -> None:
     assert_no_orphans(seen)
 
 
-def test_killed_stage_fails_a_lossless_run(pingpong_video: Path, tmp_path: Path) -> None:
-    run = LiveRun("--source", pingpong_video, "--lossless", "--record", tmp_path)
+def test_killed_stage_fails_a_lossless_run(
+    pingpong_video: Path, tmp_path: Path, live_run: Callable[..., LiveRun]
+) -> None:
+    run = live_run("--source", pingpong_video, "--lossless", "--record", tmp_path)
+    got: list = []
+    stop = threading.Event()
+    thread = collect(run.publish, got, stop)
     run.wait_ready()
-    time.sleep(2.0)
+    run.wait_published(got)
     seen = pipeline_processes(run.process.pid)
     markers = [pid for pid, name in seen.items() if name == "mm-markers"]
     os.kill(markers[0], signal.SIGKILL)
     code, _, err = run.finish()
+    stop.set()
+    thread.join(5)
     assert code != 0
     assert "stage 'markers' died (signal 9)" in err
     assert_no_orphans(seen)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
-def test_sigint_stops_within_2s_with_a_valid_trc(pingpong_video: Path, tmp_path: Path) -> None:
-    run = LiveRun("--source", pingpong_video, "--record", tmp_path, tmp=tmp_path / "tmp")
+def test_sigint_stops_within_2s_with_a_valid_trc(
+    pingpong_video: Path, tmp_path: Path, live_run: Callable[..., LiveRun]
+) -> None:
+    run = live_run("--source", pingpong_video, "--record", tmp_path, tmp=tmp_path / "tmp")
+    got: list = []
+    stop = threading.Event()
+    thread = collect(run.publish, got, stop)
     run.wait_ready()
-    time.sleep(3.0)
+    run.wait_published(got, count=10)
     seen = pipeline_processes(run.process.pid)
     assert len(seen) >= 6  # capture, 4 stages, sink
     sent = time.monotonic()
     run.process.send_signal(signal.SIGINT)
     code, _, err = run.finish(timeout=10)
     elapsed = time.monotonic() - sent
+    stop.set()
+    thread.join(5)
     assert code == 0, err
     assert elapsed < 2.0, f"shutdown took {elapsed:.2f} s"
     assert_no_orphans(seen)
     assert list((tmp_path / "tmp").glob("monomocap-run-*")) == [], "stale ipc run folder"
     trc = (tmp_path / "pingpong" / "pingpong_final.trc").read_text().splitlines()
     n_frames = int(trc[2].split("\t")[2])
-    assert n_frames >= 10 and len(trc) == 6 + n_frames  # ~3 s of a loaded machine
+    assert n_frames >= 10 and len(trc) == 6 + n_frames  # every published frame is recorded
     assert all(len(line.split("\t")) == 2 + 64 * 3 for line in trc[6:])
 
 
-def test_offline_equals_live_lossless_byte_for_byte(tmp_path: Path) -> None:
+def test_offline_equals_live_lossless_byte_for_byte(
+    tmp_path: Path, live_run: Callable[..., LiveRun]
+) -> None:
     """Over ipc:// (the default), tcp:// and with detect run as a separate remote stage,
     live --lossless writes exactly the offline files."""
     video = demo_video("cam02")
@@ -211,18 +267,25 @@ def test_offline_equals_live_lossless_byte_for_byte(tmp_path: Path) -> None:
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     variants = {"ipc": [], "tcp": ["--config", tcp_config], "remote": ["--config", remote_config]}
-    for transport, extra in variants.items():
-        out = tmp_path / f"live_{transport}"
-        run = LiveRun(
-            "--source", video, "--lossless", "--record", out, "--compute-all-joint-angles", *extra,
-        )  # fmt: skip
-        code, _, err = run.finish(timeout=300)
-        assert code == 0, err
-        for name in ("cam02_initial.trc", "cam02_final.trc", "cam02_raw_landmarks.csv",
-                     "joint_angles/cam02_angles.mot"):  # fmt: skip
-            live = (out / "cam02" / name).read_bytes()
-            assert live == (tmp_path / "offline" / "cam02" / name).read_bytes(), (transport, name)
-    assert remote.wait(timeout=10) == 0, "the remote stage ends with its source"
+    try:
+        for transport, extra in variants.items():
+            out = tmp_path / f"live_{transport}"
+            run = live_run(
+                "--source", video, "--lossless", "--record", out, "--compute-all-joint-angles",
+                *extra,
+            )  # fmt: skip
+            code, _, err = run.finish(timeout=300)
+            assert code == 0, err
+            for name in ("cam02_initial.trc", "cam02_final.trc", "cam02_raw_landmarks.csv",
+                         "joint_angles/cam02_angles.mot"):  # fmt: skip
+                live = (out / "cam02" / name).read_bytes()
+                offline = (tmp_path / "offline" / "cam02" / name).read_bytes()
+                assert live == offline, (transport, name)
+        assert remote.wait(timeout=10) == 0, "the remote stage ends with its source"
+    finally:
+        if remote.poll() is None:  # the test failed before the remote's source ended
+            remote.kill()
+            remote.communicate()
 
 
 def raw_request(endpoint: str, frames: list[bytes]) -> dict | None:
@@ -239,8 +302,10 @@ def raw_request(endpoint: str, frames: list[bytes]) -> dict | None:
         req.close()
 
 
-def test_control_socket_answers_and_survives_bad_requests(pingpong_video: Path) -> None:
-    run = LiveRun("--source", pingpong_video, "--duration", "60")
+def test_control_socket_answers_and_survives_bad_requests(
+    pingpong_video: Path, live_run: Callable[..., LiveRun]
+) -> None:
+    run = live_run("--source", pingpong_video, "--duration", "60")
     try:
         run.wait_ready()
         seen = pipeline_processes(run.process.pid)

@@ -6,24 +6,33 @@ import ctypes
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
-def start_xvfb() -> str:
-    """Start a private Xvfb server that dies with this process; return its DISPLAY name.
+@contextmanager
+def xvfb() -> Iterator[str]:
+    """A private Xvfb server for the duration of the block; its DISPLAY name.
 
-    For headless machines (tests, benchmarks): Mesa's software OpenGL draws the window.
+    No Qt in the pytest process holds a connection to it (the windows run in processes of
+    their own), so it can stop at the end of the block; it also dies with this process.
     """
 
     def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
     read, write = os.pipe()
-    subprocess.Popen(
+    server = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
         pass_fds=(write,),
         stderr=subprocess.DEVNULL,
         preexec_fn=die_with_parent,
     )
     os.close(write)
-    with os.fdopen(read) as pipe:
-        return f":{pipe.readline().strip()}"
+    try:
+        with os.fdopen(read) as pipe:
+            number = pipe.readline().strip()
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
