@@ -72,6 +72,16 @@ class LiveRun:
             assert time.monotonic() < deadline, f"{count} frames were not published"
             time.sleep(0.1)
 
+    def kill(self, process_name: str) -> tuple[dict[int, str], int]:
+        """SIGKILL the one pipeline process called ``process_name`` (``mm-detect``, ...);
+        the processes seen just before, and the time of the kill (monotonic ns)."""
+        seen = pipeline_processes(self.process.pid)
+        pids = [pid for pid, name in seen.items() if name == process_name]
+        assert len(pids) == 1, seen
+        killed_at = time.monotonic_ns()
+        os.kill(pids[0], signal.SIGKILL)
+        return seen, killed_at
+
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
         out, err = self.process.communicate(timeout=timeout)
         return self.process.returncode, out, err
@@ -176,11 +186,7 @@ def test_killed_stage_restarts_in_live_mode(
     thread = collect(run.publish, got, stop)
     run.wait_ready()
     run.wait_published(got)
-    seen = pipeline_processes(run.process.pid)
-    detect = [pid for pid, name in seen.items() if name == "mm-detect"]
-    assert len(detect) == 1
-    killed_at = time.monotonic_ns()
-    os.kill(detect[0], signal.SIGKILL)
+    seen, killed_at = run.kill("mm-detect")
     time.sleep(1.5)
     seen.update(pipeline_processes(run.process.pid))  # the restarted detect too
     code, _, err = run.finish()
@@ -205,9 +211,7 @@ def test_killed_stage_fails_a_lossless_run(
     thread = collect(run.publish, got, stop)
     run.wait_ready()
     run.wait_published(got)
-    seen = pipeline_processes(run.process.pid)
-    markers = [pid for pid, name in seen.items() if name == "mm-markers"]
-    os.kill(markers[0], signal.SIGKILL)
+    seen, _ = run.kill("mm-markers")
     code, _, err = run.finish()
     stop.set()
     thread.join(5)

@@ -86,11 +86,7 @@ def test_killed_capture_resumes_the_file_and_duration_still_ends_the_run(pingpon
     thread = collect(run.publish, got, stop)
     run.wait_ready()
     wait_for(lambda: published(run) > 10, 60, "frames")
-    seen = pipeline_processes(run.process.pid)
-    capture = [pid for pid, name in seen.items() if name == "mm-capture"]
-    assert len(capture) == 1
-    killed_at = time.monotonic_ns()
-    os.kill(capture[0], signal.SIGKILL)
+    seen, killed_at = run.kill("mm-capture")
     time.sleep(2.0)
     seen.update(pipeline_processes(run.process.pid))  # the restarted capture too
     code, _, err = run.finish(timeout=90)  # hung for ever before: capture kept --duration
