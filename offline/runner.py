@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.stage import Stage
-from stages.capture import SourceError, VideoSource
+from stages.capture import VideoSource
 from stages.record import Recorder, file_stem
 from stream.pipeline import build_stages, run_inline
 
@@ -50,20 +50,6 @@ def output_dirs(videos: Sequence[Path], output_dir: Path) -> list[Path]:
                     "in their extension"
                 )
     return dirs
-
-
-def check_complete(source: VideoSource, tolerance: float) -> None:
-    """A file that ends more than ``tolerance`` (a fraction) before the frame count of its
-    header is truncated: say so. A little is allowed for variable-frame-rate (phone) videos,
-    whose header count is an estimate."""
-    announced, read = source.frame_count, source.frames_read
-    if announced is None or read >= announced * (1.0 - tolerance):
-        return
-    raise SourceError(
-        f"{source.source} ended after {read} of the {announced} frames its header announces "
-        f"({1 - read / announced:.1%} missing, more than [output] truncation_tolerance = "
-        f"{tolerance:g}): the file is truncated or corrupt (re-export or re-copy it)"
-    )
 
 
 @dataclass
@@ -129,7 +115,8 @@ def process_video(
     stages = stages if stages is not None else build_stages(config)
     recorder = Recorder(output_dir)
     recorder.setup(config)
-    source = VideoSource(video, realtime=False)
+    tolerance = float(config["capture"]["truncation_tolerance"])
+    source = VideoSource(video, realtime=False, truncation_tolerance=tolerance)
     summary = RunSummary(video=Path(video), announced=source.frame_count)
     totals: dict[str, float] = {}
     start = time.perf_counter()
@@ -148,7 +135,6 @@ def process_video(
             summary.complete_64 += bool(np.isfinite(packet.data["markers_64"]).all())
             for name, ms in packet.stage_ms().items():
                 totals[name] = totals.get(name, 0.0) + ms
-        check_complete(source, float(config["output"]["truncation_tolerance"]))
         if summary.detected == 0:
             raise NoPersonError(
                 f"nobody was detected in {video}: make sure one whole person is in view"

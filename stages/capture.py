@@ -54,10 +54,12 @@ class VideoSource:
         start_frame: int = 0,
         origin_ns: int | None = None,
         on_state: Callable[[str], None] = lambda state: None,
+        truncation_tolerance: float | None = None,
     ) -> None:
-        """``reconnect_s``, ``read_timeout_s``: see ``[capture]`` in config.toml (None: FFmpeg's
-        own timeouts); ``origin_ns``: CLOCK_MONOTONIC time of media time 0 for cameras and
-        streams (default: when the first frame is read)."""
+        """``reconnect_s``, ``read_timeout_s``, ``truncation_tolerance``: see ``[capture]`` in
+        config.toml (None: FFmpeg's own timeouts; no truncation check); ``origin_ns``:
+        CLOCK_MONOTONIC time of media time 0 for cameras and streams (default: when the first
+        frame is read)."""
         self.source = str(source)
         self.kind = classify_source(self.source)
         self.source_id = source_id or (
@@ -68,6 +70,7 @@ class VideoSource:
         self.reconnect_s = reconnect_s
         self.read_timeout_s = read_timeout_s
         self.start_frame = start_frame
+        self.truncation_tolerance = truncation_tolerance
         self.origin_ns = origin_ns
         self.on_state = on_state
         self.reconnects = 0
@@ -182,14 +185,17 @@ class VideoSource:
         return self._first
 
     def _check_complete(self) -> None:
-        """A file that stops well before its announced length is truncated: say so."""
-        if self.frame_count is None:
+        """A file that ends more than ``truncation_tolerance`` (a fraction) before the frame
+        count of its header is truncated: say so. A little is allowed for variable-frame-rate
+        (phone) videos, whose header count is an estimate."""
+        announced, read, tolerance = self.frame_count, self.frames_read, self.truncation_tolerance
+        if announced is None or tolerance is None or read >= announced * (1.0 - tolerance):
             return
-        if self.frames_read < 0.95 * self.frame_count - 1:
-            raise SourceError(
-                f"{self.source} ended after {self.frames_read} of {self.frame_count} frames: "
-                "the file is truncated or corrupt (re-export or re-copy it)"
-            )
+        raise SourceError(
+            f"{self.source} ended after {read} of the {announced} frames its header announces "
+            f"({1 - read / announced:.1%} missing, more than [capture] truncation_tolerance = "
+            f"{tolerance:g}): the file is truncated or corrupt (re-export or re-copy it)"
+        )
 
     def close(self) -> None:
         self._cap.release()

@@ -59,6 +59,7 @@ def capture_main(
             start_frame=progress[0],
             origin_ns=origin_ns,
             on_state=lambda state: events.send(pack({"source": state})),
+            truncation_tolerance=float(options["truncation_tolerance"]),
         )
     except SourceError as exc:
         sender.close()

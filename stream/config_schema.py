@@ -175,6 +175,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "realtime": Flag(),
         "reconnect_s": Number(0.0, 86400.0, "s"),
         "read_timeout_s": Number(0.0, 3600.0, "s", above=True),
+        "truncation_tolerance": Number(0.0, 1.0),
     },
     "detect": {
         "model_complexity": Integer(
@@ -204,7 +205,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "camera": {"calibration": Text(), "camera": Text()},
     "augment": {"max_gap_frames": Integer(0, None, "frames")},
     "angles": {"compute_all": Flag(), "plot_all": Flag()},
-    "output": {"dir": NONEMPTY, "truncation_tolerance": Number(0.0, 1.0)},
+    "output": {"dir": NONEMPTY},
     "pipeline": {
         "capture": ENTRY,
         "stages": TextList(STAGE, nonempty=True),

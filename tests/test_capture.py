@@ -77,4 +77,4 @@ def test_truncated_video(tmp_path: Path) -> None:
     path = tmp_path / "cut.mp4"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(SourceError, match="truncated"):
-        list(VideoSource(path))
+        list(VideoSource(path, truncation_tolerance=0.01))
