@@ -26,6 +26,7 @@ from bench.clips import paced_clip, read_frames
 from core.demo_data import demo_video
 from offline.runner import process_video
 from stream.config import load_config
+from stream.native_stderr import filter_native_chatter
 from stream.pipeline import build_stages
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,6 +115,7 @@ def print_live(label: str, r: dict) -> None:
 
 
 def main() -> None:
+    filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()

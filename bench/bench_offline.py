@@ -20,6 +20,7 @@ from mediapipe.python.solutions import pose as mp_pose
 from core.demo_data import demo_video
 from offline.runner import process_video
 from stream.config import load_config
+from stream.native_stderr import filter_native_chatter
 from stream.pipeline import build_stages
 
 
@@ -41,6 +42,7 @@ def mediapipe_alone_fps(video: Path) -> float:
 
 
 def main() -> None:
+    filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--video", type=Path)

@@ -36,6 +36,7 @@ from models.training.multiview import Camera, demo_cameras, triangulate
 from stages.capture import VideoSource
 from stages.person_lock import HIPS, SHOULDERS, Body, LockSettings, PersonLock
 from stream.config import load_config
+from stream.native_stderr import filter_native_chatter
 from stream.pipeline import build_stages, run_inline
 
 DEMOS = ("Demo_SinglePerson", "Demo_MultiPerson")
@@ -131,6 +132,7 @@ def lock_cost_us(runs: list[dict[str, np.ndarray]]) -> float:
 
 
 def main() -> None:
+    filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     base = load_config()
     every: list[dict[str, np.ndarray]] = []
     for lock in (False, True):

@@ -20,10 +20,12 @@ from pathlib import Path
 from core.demo_data import demo_video
 from stages.capture import VideoSource
 from stream.config import load_config, with_overrides
+from stream.native_stderr import filter_native_chatter
 from stream.pipeline import build_stages
 
 
 def main() -> None:
+    filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--video", type=Path)
