@@ -166,7 +166,7 @@ def resume_state(args: argparse.Namespace, path: Path) -> dict | None:
         fail(f"{path} exists; pass --resume to continue it or choose another --out")
     ckpt = checkpoint.load(path)
     if "resume" not in ckpt:
-        fail(f"{path} has no resume state (written by an older models/train.py); "
+        fail(f"{path} has no resume state (written by an older models/training/train.py); "
              "choose another --out")  # fmt: skip
     saved = ckpt["resume"]["run"]
     for key in RUN_ARGS:
