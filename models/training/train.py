@@ -43,18 +43,20 @@ ZSIGN_WEIGHT = 0.2
 def unroll(model: torch.nn.Module, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T, L, F) -> per-frame predictions, each frame primed by the previous one."""
     b, t, n, _ = feats.shape
-    prior = torch.zeros(b, n, PRIOR_FEATURES)
+    prior = torch.zeros(b, n, PRIOR_FEATURES, device=feats.device)
+    ones = torch.ones(b, n, 1, device=feats.device)
     pofs, zs = [], []
     for k in range(t):
         pof, z = model(feats[:, k], prior)
         pofs.append(pof)
         zs.append(z)
-        prior = torch.cat([pof.detach(), torch.ones(b, n, 1)], -1)
+        prior = torch.cat([pof.detach().to(ones.dtype), ones], -1)
     return torch.stack(pofs, 1), torch.stack(zs, 1)
 
 
 def loss_fn(pof: torch.Tensor, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cosine loss on the orientations plus the weighted depth-sign loss."""
+    pof, z = pof.float(), z.float()  # the loss in float32 under bf16 autocast too
     cos = (pof * target).sum(-1)
     zsign = F.binary_cross_entropy_with_logits(z, (target[..., 2] > 0).float())
     return (1 - cos).mean() + ZSIGN_WEIGHT * zsign
@@ -76,12 +78,14 @@ def naive_pof(batch: Batch) -> np.ndarray:
 def evaluate(model: torch.nn.Module, batches: list[Batch]) -> dict[str, float]:
     """Mean limb-orientation error (deg), depth-sign accuracy, and the naive baseline."""
     model.eval()
+    device = next(model.parameters()).device
     err, sign, base = [], [], []
     for b in batches:
-        pof, z = unroll(model, torch.from_numpy(b.features[:, b.history :]))
+        pof, z = unroll(model, torch.from_numpy(b.features[:, b.history :]).to(device))
+        pof, z = pof.float().cpu().numpy(), z.float().cpu().numpy()
         target = b.pof[:, b.history :]
-        err.append(angle_deg(pof.numpy(), target))
-        sign.append((z.numpy() > 0) == (target[..., 2] > 0))
+        err.append(angle_deg(pof, target))
+        sign.append((z > 0) == (target[..., 2] > 0))
         base.append(angle_deg(naive_pof(b), target))
     model.train()
     return {"val_deg": float(np.mean(err)), "val_zsign_acc": float(np.mean(sign)),
@@ -149,6 +153,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--val-batches", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help='"cpu", or "cuda" on an NVIDIA machine')
+    ap.add_argument(
+        "--bf16", action="store_true", help="network in bfloat16 autocast (GPU; loss in float32)"
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/pof"))
     return ap.parse_args()  # fmt: skip
 
@@ -188,7 +196,8 @@ def main() -> None:
     gen = PairGenerator(train_clips, args.seq_len, noise, True, args.seed, args.window)
     val_gen = PairGenerator(val_clips, args.seq_len, noise, False, 12345, args.window)
     val = [val_gen.sample(256) for _ in range(args.val_batches)]
-    model = build(args.model, args.dim, args.layers, args.global_context, args.window)
+    device = torch.device(args.device)
+    model = build(args.model, args.dim, args.layers, args.global_context, args.window).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"pof_{args.model}.pt"
@@ -228,8 +237,10 @@ def main() -> None:
         t0 = time.perf_counter()
         b = gen.sample(args.batch)
         t1 = time.perf_counter()
-        pof, z = unroll(model, torch.from_numpy(b.features[:, b.history :]))
-        loss = loss_fn(pof, z, torch.from_numpy(b.pof[:, b.history :]))
+        feats = torch.from_numpy(b.features[:, b.history :]).to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            pof, z = unroll(model, feats)
+        loss = loss_fn(pof, z, torch.from_numpy(b.pof[:, b.history :]).to(device))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
