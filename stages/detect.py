@@ -93,7 +93,7 @@ class MediaPipeDetector(Stage):
         if detect.get("preview", False):
             self.preview_size = int(detect.get("preview_size", 480))
             self.preview_quality = int(detect.get("preview_quality", 70))
-        if detect.get("person_lock", False):
+        if detect["person_lock"]:
             self._lock_settings = LockSettings.from_config(detect)
         self._spare = self._new_tracker()  # load the model now, not on the first frame
 

@@ -58,7 +58,7 @@ def sink_main(
         recorder = LiveRecorder(record_dir)  # a write error stops recording, not the sink
         recorder.setup(config)
     receiver = bind_or_fail(
-        lambda: PacketReceiver(graph.sink_input, capacity=int(config["live"].get("queue", 2))),
+        lambda: PacketReceiver(graph.sink_input, capacity=int(config["live"]["queue"])),
         graph.sink_input,
         LINK_PORTS,
         lifeline,
@@ -98,7 +98,7 @@ def sink_main(
         lifeline,
         opened=(publisher, receiver, events),
     )
-    interval = float(config["live"].get("status_interval_s", 1.0))
+    interval = float(config["live"]["status_interval_s"])
     ready.set()
     next_status = time.monotonic() + interval
     exit_code = 0

@@ -48,12 +48,12 @@ class Graph:
 def check_graph(config: Mapping[str, Any]) -> list[str]:
     """The stage names of ``[pipeline]``, once ``[live]`` is known to make a graph of them
     (raises ``ConfigError`` before anything is created)."""
-    live = config.get("live", {})
-    specs = list(config.get("pipeline", {}).get("stages", []))
+    live = config["live"]
+    specs = list(config["pipeline"]["stages"])
     if not specs:
         raise ConfigError("config has no [pipeline] stages")
     names = [load_stage_class(spec).name for spec in specs]
-    transport = live.get("transport", "ipc")
+    transport = live["transport"]
     if transport not in ("ipc", "tcp"):
         raise ConfigError(f"[live] transport must be 'ipc' or 'tcp', got {transport!r}")
     remote = dict(live.get("remote", {}))
@@ -68,14 +68,14 @@ def check_graph(config: Mapping[str, Any]) -> list[str]:
 def plan_graph(config: Mapping[str, Any], run_dir: Path) -> Graph:
     """Endpoints for every process from ``[pipeline]`` and ``[live]``."""
     names = check_graph(config)
-    live = config.get("live", {})
+    live = config["live"]
     specs = list(config["pipeline"]["stages"])
-    transport = live.get("transport", "ipc")
+    transport = live["transport"]
     if transport == "ipc":
         inputs = [f"ipc://{run_dir}/{i}-{name}.sock" for i, name in enumerate(names)]
         inputs.append(f"ipc://{run_dir}/sink.sock")
     elif transport == "tcp":
-        host, base = live.get("tcp_host", "127.0.0.1"), int(live.get("tcp_base_port", 5600))
+        host, base = live["tcp_host"], int(live["tcp_base_port"])
         inputs = [f"tcp://{host}:{base + i}" for i in range(len(names) + 1)]
     remote = dict(live.get("remote", {}))
     inputs = [remote.get(name, inputs[i]) for i, name in enumerate(names)] + inputs[-1:]

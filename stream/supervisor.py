@@ -47,6 +47,9 @@ RESTART_WINDOW_S = 10.0
 MAX_RESTARTS_IN_WINDOW = 5  # more restarts than this in the window: the stage is broken
 
 
+PROCESS_ROLES = ("capture", "sink", "viewer")  # named in [pipeline], besides the stages
+
+
 def preload_modules(config: Mapping[str, Any]) -> list[str]:
     """What the forkserver imports once, so each process (and a restarted one) starts at
     once: the modules of the processes and stages config.toml names (not the viewer's Qt)."""
@@ -83,6 +86,7 @@ class Supervisor:
 
     def __post_init__(self) -> None:
         check_graph(self.config)  # a bad config fails before anything exists
+        self._entries = {role: load_process(self.config, role) for role in PROCESS_ROLES}
         self._run_dir = make_run_dir()
         self.graph: Graph = plan_graph(self.config, self._run_dir)
         self._ctx = multiprocessing.get_context("forkserver")
@@ -120,7 +124,7 @@ class Supervisor:
         opts = self.options
         sink_ready = self._ctx.Event()
         self._sink = self._ctx.Process(
-            target=load_process(self.config, "sink"),
+            target=self._entries["sink"],
             args=(
                 self.graph,
                 self.config,
@@ -153,7 +157,7 @@ class Supervisor:
         """Start (or restart) capture; a file resumes at the frame after the last one sent."""
         opts = self.options
         self._capture = self._ctx.Process(
-            target=load_process(self.config, "capture"),
+            target=self._entries["capture"],
             args=(
                 opts.source,
                 self.graph,
@@ -172,7 +176,7 @@ class Supervisor:
         """Start the window; returns the event it sets once it is on screen."""
         ready = self._ctx.Event()
         self._viewer = self._ctx.Process(
-            target=load_process(self.config, "viewer"),
+            target=self._entries["viewer"],
             args=(self.graph, self.config, ready, self._lifeline),
             name="viewer",
         )
