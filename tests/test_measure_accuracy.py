@@ -17,6 +17,7 @@ from models.training.accuracy import (
     vertical_error,
 )
 from models.training.mocap import load_clips
+from models.training.multiview import demo_cameras, triangulate_others, unlabelled_residual
 from tests.data import MOCAP_FIXTURE_DIR
 
 Z_UP = np.array([0.0, 0.0, 1.0])
@@ -125,6 +126,26 @@ def test_block_resamples_are_runs_of_consecutive_frames() -> None:
     runs = idx[:, :90].reshape(50, 9, 10)
     assert (np.diff(runs, axis=-1) == 1).all()
     assert len(np.unique(idx[:, 0])) > 5  # the starts vary
+
+
+def test_the_reference_outvotes_a_view_with_left_and_right_exchanged(truth) -> None:
+    """The demo's four cameras see exact 2D of a real pose; one view has its labels
+    exchanged. The other views' triangulation must still be the pose (the plain first
+    consistent pair can take the swapped view and be off by decimetres)."""
+    cams = demo_cameras("Demo_SinglePerson")
+    poses = truth[::25] - [*truth[:, :, :2].mean((0, 1)), truth[..., 2].min()]  # feet on Z=0
+    uv = np.stack([np.stack([cam.project(X) for X in poses]) for cam in cams])
+    vis = np.ones(uv.shape[:3])
+    uv[0] = uv[0][:, FLIP_JOINTS]  # cam01 swapped in every frame
+    plain_worst = 0.0
+    for target in (1, 2, 3):
+        for f, X in enumerate(poses):
+            found = triangulate_others(cams, uv, vis, target, f, relabel=True)
+            assert np.abs(found - X).max() < 1e-6, (target, f)
+            plain = triangulate_others(cams, uv, vis, target, f)
+            plain_worst = max(plain_worst, np.abs(plain - X).max())
+    assert plain_worst > 0.1  # the defect relabel fixes
+    assert unlabelled_residual(cams[0], poses[0], uv[0, 0]) < 1e-6  # the same person
 
 
 def test_an_unknown_variant_key_stops_the_run_in_one_line(monkeypatch, capsys) -> None:
