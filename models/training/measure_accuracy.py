@@ -22,7 +22,6 @@ Demo_MultiPerson is for tuning; Demo_SinglePerson is the test set: report it, ne
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
@@ -55,6 +54,7 @@ from models.training.multiview import (
     unlabelled_residual,
 )
 from stages.capture import VideoSource
+from stream.cli import OneLineParser
 from stream.config import ConfigError, load_config, with_overrides
 from stream.config_schema import validate
 from stream.native_stderr import filter_native_chatter
@@ -285,21 +285,9 @@ def measure(
             packets = run_stages(
                 with_stages(config, split_stages(config)[1]), copy.deepcopy(detected[key])
             )
-            frames, truth, skipped = reference(cams, det, c, packets)
-            by_frame = {p.frame_index: p for p in packets}
-            out = np.array([by_frame[f].data["markers_21"][OUTPUT_JOINTS] for f in frames])
-            info["frames"][camera] = {"measured": len(frames), **skipped}
-            info["meta_flags"][camera] = meta_flags(packets)
-            if not frames:
-                continue
-            check_world_up(truth)
-            clip = Clip.of(out.reshape(truth.shape), truth, WORLD_UP)
-            clips[camera] = clip
-            info["swap_frames"][camera] = {
-                part: [f for f, s in zip(frames, clip.swaps[part], strict=True) if s]
-                for part in LIMB_GROUPS
-            }
-            info["per_limb_deg"][camera] = per_limb(clip)
+            clip = camera_clip(cams, det, c, packets, info)
+            if clip is not None:
+                clips[camera] = clip
         info["figures"] = bootstrap(clips, block, resamples, seed)
         per_variant[name] = info
         result["seconds"][name] = round(time.perf_counter() - t0, 1)
@@ -307,6 +295,33 @@ def measure(
     result["variants"] = per_variant
     result["seconds"]["total"] = round(time.perf_counter() - start, 1)
     return result
+
+
+def camera_clip(
+    cams: list[Camera],
+    det: Mapping[str, np.ndarray],
+    c: int,
+    packets: list[Packet],
+    info: dict[str, Any],
+) -> Clip | None:
+    """Camera ``c``'s output packets against the reference, as a ``Clip`` (None: no frame
+    to measure); its frame counts, flags, swapped frames and per-limb errors go to ``info``."""
+    camera = DEMO_CAMERAS[c]
+    frames, truth, skipped = reference(cams, det, c, packets)
+    info["frames"][camera] = {"measured": len(frames), **skipped}
+    info["meta_flags"][camera] = meta_flags(packets)
+    if not frames:
+        return None
+    check_world_up(truth)
+    by_frame = {p.frame_index: p for p in packets}
+    out = np.array([by_frame[f].data["markers_21"][OUTPUT_JOINTS] for f in frames])
+    clip = Clip.of(out, truth, WORLD_UP)
+    info["swap_frames"][camera] = {
+        part: [f for f, s in zip(frames, clip.swaps[part], strict=True) if s]
+        for part in LIMB_GROUPS
+    }
+    info["per_limb_deg"][camera] = per_limb(clip)
+    return clip
 
 
 def meta_flags(packets: list[Packet]) -> dict[str, int]:
@@ -379,6 +394,13 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
             lines.append(
                 f"| {name} | {label} | " + " | ".join(cell(figures[k]) for k in FIGURES) + " |"
             )
+    first = next(iter(result["variants"].values()), {"frames": {}})  # detection decides them
+    skipped = []
+    for camera, counts in first["frames"].items():
+        why = [f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k != "measured" and n]
+        if why:
+            skipped.append(f"{camera} {', '.join(why)}")
+    lines += ["", "Frames not measured: " + ("; ".join(skipped) or "none")]
     lines += ["", "Swapped frames (whole body; arms only; legs only):", ""]
     for name, info in result["variants"].items():
         for camera, parts in info["swap_frames"].items():
@@ -388,7 +410,7 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", required=True, choices=(TUNING_DEMO, TEST_DEMO))
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), help="default: all, in order")
     ap.add_argument("--out", type=Path, help="write every figure as JSON here")
