@@ -2,7 +2,7 @@
 
 The pipeline's output lives in its own lab frame (Y up only as far as the camera is level,
 heading arbitrary), the reference in the calibration's world frame. So every orientation
-figure is taken after ONE rotation per clip (``clip_rotation``: Kabsch of all the clip's
+figure is taken after ONE rotation per clip (``kabsch`` of all the clip's
 limb directions onto the reference's), which removes the heading but not a per-frame error;
 the vertical error is then where that rotation carries the output's Y axis. Joint flexion
 angles need no rotation. Joints are (T, 17, 3) in ``models.skeleton.JOINTS`` order, NaN
@@ -17,14 +17,13 @@ import numpy as np
 
 from models.skeleton import FLIP_JOINTS, JOINTS, LIMB_NAMES, LIMBS, J, unit
 
-COCO_LIMBS = LIMBS[:14]  # the 14 COCO limbs (feet excluded: MediaPipe's are too short)
+COCO_LIMBS = LIMBS[:14]  # the 14 COCO limbs: trunk, shoulders, arms, legs, head (no feet)
 LIMB_GROUPS = {  # limbs whose fit decides each kind of swap, as rows of COCO_LIMBS
     "body": np.arange(14),
     "arms": np.array([LIMB_NAMES.index(p) for p in LIMB_NAMES[:14] if "Elbow" in "".join(p)]),
     "legs": np.array([LIMB_NAMES.index(p) for p in LIMB_NAMES[:14] if "Knee" in "".join(p)]),
 }
-SWAPPED_PARTS = {
-    "body": (),
+SWAPPED_PARTS = {  # a limb pair's joints below its root (the whole body: every L/R joint)
     "arms": ("Elbow", "Wrist"),
     "legs": ("Knee", "Ankle", "Heel", "BigToe"),
 }

@@ -71,7 +71,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 WORLD_UP = np.array([0.0, 0.0, 1.0])  # the demos' Qualisys world is Z up (checked per run)
-BLOCK_FRAMES = 10  # 1/6 s at the demos' 60 fps: errors stay correlated over several frames
+# Bootstrap blocks: errors stay correlated over many frames (a swap, a bent pose), so frames
+# are drawn in runs. 10 frames = 1/6 s at the demos' 60 fps: on Demo_MultiPerson the limb
+# error's interval widens 2.8x from single frames to 10-frame blocks and only 1.1x more to
+# 25 (the elbow's 2.2x, then 1.2x); longer blocks leave too few per 100-frame clip.
+BLOCK_FRAMES = 10
 RESAMPLES = 1000
 SEED = 0
 OUTPUT_JOINTS = indices(JOINTS)  # rows of markers_21 in models.skeleton.JOINTS order
