@@ -22,7 +22,7 @@ import numpy as np
 
 from core.demo_data import DEMO_CAMERAS, demo_calibration, demo_video
 from core.intrinsics import qca_camera_elements, qca_intrinsics
-from models.skeleton import JOINTS, MEDIAPIPE_INDEX
+from models.skeleton import FLIP_JOINTS, JOINTS, MEDIAPIPE_INDEX
 
 VIS_OK = 0.5  # a view joins the triangulation above this visibility
 CONSISTENT = 0.03  # max median reprojection error among the triangulating views (x diag)
@@ -98,20 +98,61 @@ def triangulate(cams: list[Camera], uv: list[np.ndarray]) -> np.ndarray:
 
 
 def triangulate_others(
-    cams: list[Camera], uv: np.ndarray, vis: np.ndarray, target: int, f: int
+    cams: list[Camera],
+    uv: np.ndarray,
+    vis: np.ndarray,
+    target: int,
+    f: int,
+    relabel: bool = False,
 ) -> np.ndarray | None:
-    """(J, 3) world joints of frame ``f`` from the largest consistent set of other cameras."""
-    others = [c for c in range(len(cams)) if c != target]
+    """(J, 3) world joints of frame ``f`` from the largest consistent set of other cameras.
+
+    MediaPipe sometimes exchanges left and right in one view; that view then spoils the
+    three-view set, and two views cannot catch it (one residual direction per joint: a pair
+    with one swapped view can still look consistent). With ``relabel`` the three views are
+    also tried with the labels of one view exchanged (the other two outvote it), and of
+    several consistent pairs the one the remaining view supports best is taken, whichever
+    way that view labels left and right.
+    """
+    others = [c for c in range(len(cams)) if c != target
+              and not np.isnan(uv[c, f]).any() and np.median(vis[c, f]) >= VIS_OK]  # fmt: skip
     for k in (3, 2):
+        found = []
         for subset in itertools.combinations(others, k):
-            if any(np.isnan(uv[c, f]).any() or np.median(vis[c, f]) < VIS_OK for c in subset):
-                continue
-            X = triangulate([cams[c] for c in subset], [uv[c, f] for c in subset])
-            errs = [np.median(np.linalg.norm(cams[c].project(X) - uv[c, f], axis=-1))
-                    / bbox_diagonal(uv[c, f]) for c in subset]  # fmt: skip
-            if max(errs) < CONSISTENT:
+            for flips in label_choices(k, relabel):
+                views = [uv[c, f][FLIP_JOINTS] if flip else uv[c, f]
+                         for c, flip in zip(subset, flips, strict=True)]  # fmt: skip
+                X = triangulate([cams[c] for c in subset], views)
+                errs = [np.median(np.linalg.norm(cams[c].project(X) - p, axis=-1))
+                        / bbox_diagonal(p) for c, p in zip(subset, views, strict=True)]  # fmt: skip
+                if max(errs) < CONSISTENT:
+                    found.append((subset, X))
+                    break
+            if found and not relabel:
                 return X
+        if found:
+            rest = [[c for c in others if c not in subset] for subset, _ in found]
+            support = [max((unlabelled_residual(cams[c], X, uv[c, f]) for c in r), default=0.0)
+                       for r, (_, X) in zip(rest, found, strict=True)]  # fmt: skip
+            return found[int(np.argmin(support))][1]
     return None
+
+
+def label_choices(k: int, relabel: bool) -> list[tuple[bool, ...]]:
+    """Which of ``k`` views get their left/right labels exchanged: none first, then (with
+    ``relabel`` and three or more views, where the others outvote it) each single view."""
+    none = (False,) * k
+    if not relabel or k < 3:
+        return [none]
+    return [none] + [tuple(i == j for j in range(k)) for i in range(k)]
+
+
+def unlabelled_residual(cam: Camera, X: np.ndarray, p: np.ndarray) -> float:
+    """Median reprojection error of ``X`` against the (J, 2) pixels ``p``, as a fraction of
+    their bounding box, with ``p``'s left/right labels as given or exchanged, the better."""
+    projected = cam.project(X)
+    return min(float(np.median(np.linalg.norm(projected[order] - p, axis=-1)))
+               for order in (np.arange(len(p)), FLIP_JOINTS)) / bbox_diagonal(p)  # fmt: skip
 
 
 def bbox_diagonal(p: np.ndarray) -> float:
