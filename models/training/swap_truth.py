@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from core.demo_data import DEMO_CAMERAS, demo_video
+from core.packet import Packet
+from core.stage import Stage
 from models.skeleton import MEDIAPIPE_INDEX, J
 from models.training.multiview import (
     CONSISTENT,
@@ -61,12 +63,13 @@ _SWAP_ORDER = ("", "arms", "body", "legs")  # the first view is held to the firs
 
 def demo_landmarks(demo: str, cache: Path | None = None) -> dict[str, np.ndarray]:
     """The detect stage on every camera of a demo: ``xy`` (C, T, 33, 2) px, ``visibility``
-    (C, T, 33), ``world`` (C, T, 33, 3) m, ``person`` (C, T), ``time_s`` (C, T)."""
+    (C, T, 33), ``world`` (C, T, 33, 3) m, ``person``, ``track_reset`` and ``time_s`` (C, T)."""
     if cache and cache.exists():
         return dict(np.load(cache))
     detect = MediaPipeDetector()
     detect.setup(load_config())
-    fields: dict[str, list] = {k: [] for k in ("xy", "visibility", "world", "person", "time_s")}
+    keys = ("xy", "visibility", "world", "person", "track_reset", "time_s")
+    fields: dict[str, list] = {k: [] for k in keys}
     try:
         for camera in DEMO_CAMERAS:
             packets = [run_inline([detect], p) for p in VideoSource(demo_video(camera, demo))]
@@ -75,6 +78,7 @@ def demo_landmarks(demo: str, cache: Path | None = None) -> dict[str, np.ndarray
             fields["visibility"].append([p.data["visibility"] for p in packets])
             fields["world"].append([p.data["world_3d"] for p in packets])
             fields["person"].append([p.meta["person"] for p in packets])
+            fields["track_reset"].append([p.meta.get("track_reset", False) for p in packets])
             fields["time_s"].append([p.media_time_s for p in packets])
     finally:
         detect.close()
@@ -180,3 +184,33 @@ def swap_string(labels: list[str | None]) -> str:
     return "".join(
         " " if k is None else {"": ".", "body": "B", "arms": "A", "legs": "L"}[k] for k in labels
     )
+
+
+def injected(
+    landmarks: dict[str, np.ndarray], camera: int, kind: str, frames: slice
+) -> dict[str, np.ndarray]:
+    """One camera's detections (T, ...) with the swap ``kind`` made in ``frames``."""
+    out = {k: v[camera].copy() for k, v in landmarks.items()}
+    for key in ("xy", "visibility", "world"):
+        out[key][frames] = out[key][frames][:, PERMUTATION[kind]]
+    return out
+
+
+def repaired(stage: Stage, sequence: dict[str, np.ndarray], source_id: str = "cam") -> list[Packet]:
+    """One camera's detections (``injected``'s layout) through ``stage``, frame by frame, as
+    the pipeline hands them over (read-only arrays)."""
+    stage.reset()
+    out = []
+    for f, time_s in enumerate(sequence["time_s"]):
+        packet = Packet(source_id, f, 0, float(time_s), (0, 0))
+        packet.data = {
+            "landmarks_2d": sequence["xy"][f],
+            "visibility": sequence["visibility"][f],
+            "world_3d": sequence["world"][f],
+        }
+        packet.meta["person"] = bool(sequence["person"][f])
+        packet.meta["track_reset"] = bool(sequence["track_reset"][f])
+        result = run_inline([stage], packet)
+        assert result is not None
+        out.append(result)
+    return out
