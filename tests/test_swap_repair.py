@@ -10,15 +10,25 @@ swaps must be found.
 
 from __future__ import annotations
 
+import csv
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from core.demo_data import DEMO_CAMERAS, TEST_DEMO
+from core.demo_data import DEMO_CAMERAS, TEST_DEMO, demo_video
 from models.training.swap_truth import demo_landmarks, injected, repaired, true_swaps
+from offline.runner import process_video
+from stages.publish import StreamPublisher
 from stages.swap_repair import SwapRepair
 from stream.config import with_overrides
+from stream.pipeline import build_stages
+from tests.test_live import free_port
+from transports.queues import Subscriber
+from transports.schema import MARKERS
 
 LENGTHS = (5, 9, 20, 40)  # frames of an injected swap
 STEP = 11  # frames between the starts of injected swaps tried in one clean stretch
@@ -138,3 +148,38 @@ def test_disabled_it_passes_every_frame_unchanged(demo: Any, config: dict[str, A
     out = repaired(stage, sequence)
     assert flags(out) == [""] * len(out)
     assert np.array_equal(np.array([p.data["world_3d"] for p in out]), sequence["world"])
+
+
+def test_the_flag_reaches_pose_markers_and_the_raw_landmarks_csv(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    """The whole offline chain on cam02, whose frames 41-59 MediaPipe labels body-swapped."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    publisher = StreamPublisher(endpoint)
+    publisher.setup(config)
+    subscriber = Subscriber(endpoint, (MARKERS,))
+    published: dict[int, str] = {}
+    done = threading.Event()
+
+    def collect() -> None:
+        while (message := subscriber.recv(timeout_s=0.5)) is not None or not done.is_set():
+            if message is not None:
+                published[message[1]["frame_index"]] = message[1]["swap_repaired"]
+
+    stages = [*build_stages(config), publisher]
+    time.sleep(0.5)  # the subscription reaches the publisher before the first frame
+    listener = threading.Thread(target=collect)
+    listener.start()
+    try:
+        process_video(demo_video("cam02"), config, tmp_path, stages, progress=False)
+    finally:
+        done.set()
+        listener.join()
+        subscriber.close()
+        for stage in stages:
+            stage.close()
+    with (tmp_path / "cam02" / "cam02_raw_landmarks.csv").open() as file:
+        written = [row["swap_repaired"] for row in csv.DictReader(file)]
+    assert written[41:60] == ["body"] * 19
+    assert len(published) > 90
+    assert all(published[f] == written[f] for f in published)
