@@ -21,15 +21,15 @@ that its left and right labels were just exchanged:
 
 Evidence is measured in squared torso lengths. A part's labels are exchanged only when its
 evidence (with the trunk's) exceeds ``threshold``, both parts' when their summed evidence
-does, whichever option gains most; weaker
-evidence keeps the current labelling, so noise cannot make the output flicker, while a
-detector that really flickers between labellings is followed frame by frame. The state
-(which parts are being swapped back) lives per source and starts from MediaPipe's labels
-on a new person (``track_reset``) or after ``max_gap_s`` without one.
+does, whichever gains most; weaker evidence keeps the current labelling, so noise cannot
+make the output flicker, while a detector that really flickers between labellings is
+followed frame by frame. The state (which parts are being swapped back) lives per source
+and starts from MediaPipe's labels on a new person (``track_reset``) or after
+``max_gap_s`` without one.
 
 ``meta["swap_repaired"]`` says what was undone in the frame: "" nothing, "body", "arms" (the
-upper body: arms, shoulders and face) or "legs" (hips, legs and feet).
-Cost: a few dot products of 33 landmarks per frame (``bench/bench_stages.py``).
+upper body: arms, shoulders and face, which MediaPipe swaps together, e.g. cam02 frame 81)
+or "legs" (hips, legs and feet). Cost: about 0.1 ms per frame (``bench/bench_stages.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from core.landmarks import MEDIAPIPE_LANDMARKS, MIRROR, N_LANDMARKS
+from core.landmarks import LANDMARK, MEDIAPIPE_LANDMARKS, MIRROR, N_LANDMARKS
 from core.packet import Packet
 from core.stage import Stage
 
@@ -53,16 +53,20 @@ PARTS = {  # landmarks of each part that MediaPipe swaps on its own
 KINDS = ("", "body", "arms", "legs")  # what is swapped: nothing, both parts, one part
 
 
+_BITS = {"": (0, 0), "body": (1, 1), "arms": (1, 0), "legs": (0, 1)}  # parts swapped
+_KIND = {bits: kind for kind, bits in _BITS.items()}
+
+
 def _permutation(kind: str) -> np.ndarray:
     order = np.arange(N_LANDMARKS)
-    for part in ("arms", "legs") if kind == "body" else (kind,) if kind else ():
-        order[PARTS[part]] = _MIRROR[PARTS[part]]
+    for part, swapped in zip(PARTS, _BITS[kind], strict=True):
+        if swapped:
+            order[PARTS[part]] = _MIRROR[PARTS[part]]
     return order
 
 
-PERMUTATION = {kind: _permutation(kind) for kind in KINDS}  # also the inverse: a swap is
-_BITS = {"": (0, 0), "body": (1, 1), "arms": (1, 0), "legs": (0, 1)}  # its own undoing
-_KIND = {bits: kind for kind, bits in _BITS.items()}
+# The landmark order of each swap; also its undoing (a swap is its own inverse).
+PERMUTATION = {kind: _permutation(kind) for kind in KINDS}
 
 
 def _pairs(*names: str) -> tuple[np.ndarray, np.ndarray]:
@@ -78,6 +82,7 @@ EVIDENCE = {
 }
 _SHOULDERS = _pairs("shoulder")
 _HIPS = _pairs("hip")
+_TRUNK = [LANDMARK[name] for name in ("LShoulder", "RShoulder", "LHip", "RHip")]
 
 
 def compose(a: str, b: str) -> str:
@@ -88,8 +93,7 @@ def compose(a: str, b: str) -> str:
 def torso_scale(points: np.ndarray) -> float:
     """The largest of torso length, shoulder width and hip width of (33, D) landmarks: one
     of them stays long however the body turns or bends."""
-    left_shoulder, right_shoulder = points[_SHOULDERS[0][0]], points[_SHOULDERS[1][0]]
-    left_hip, right_hip = points[_HIPS[0][0]], points[_HIPS[1][0]]
+    left_shoulder, right_shoulder, left_hip, right_hip = points[_TRUNK]
     torso = (left_shoulder + right_shoulder - left_hip - right_hip) / 2
     widths = (left_shoulder - right_shoulder, left_hip - right_hip)
     return float(max(np.linalg.norm(v) for v in (torso, *widths)))
@@ -129,8 +133,8 @@ class _Track:
 def _evidence(d: np.ndarray, d_ref: np.ndarray, weight: np.ndarray, scale: float) -> float:
     """How much better swapping than keeping the labels explains the pairs' new left-minus-
     right vectors ``d`` against their reference ``d_ref``, in squared ``scale``."""
-    cost = -np.einsum("pk,pk,p->", d, d_ref, weight)
-    return float(cost / (scale * scale)) if scale > 0 else 0.0
+    gain = float(-np.einsum("pk,pk,p->", d, d_ref, weight) / (scale * scale))
+    return gain if np.isfinite(gain) else 0.0  # no torso (scale 0) or no 3D: no evidence
 
 
 def _pair_vectors(points: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
