@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 
 from core.demo_data import DEMO_CAMERAS, TEST_DEMO, demo_video
+from core.landmarks import MEDIAPIPE_LANDMARKS
 from models.training.swap_truth import demo_landmarks, injected, repaired, true_swaps
 from offline.runner import process_video
 from stages.publish import StreamPublisher
-from stages.swap_repair import SwapRepair
+from stages.swap_repair import KINDS, PERMUTATION, SwapRepair, compose
 from stream.config import with_overrides
 from stream.pipeline import build_stages
 from tests.test_live import free_port
@@ -50,6 +51,23 @@ def stage(config: dict[str, Any]) -> SwapRepair:
 
 def flags(packets: list[Any]) -> list[str]:
     return [p.meta["swap_repaired"] for p in packets]
+
+
+def test_each_swap_exchanges_left_and_right_names_of_its_part() -> None:
+    names = np.array(MEDIAPIPE_LANDMARKS)
+    mirrored = [
+        n.replace("left", "@").replace("right", "left").replace("@", "right") for n in names
+    ]
+    assert list(names[PERMUTATION["body"]]) == mirrored
+    legs = names[PERMUTATION["legs"] != np.arange(len(names))]
+    arms = names[PERMUTATION["arms"] != np.arange(len(names))]
+    assert len(legs) == 10 and all(
+        n.split("_")[1] in ("hip", "knee", "ankle", "heel", "foot") for n in legs
+    )
+    assert sorted([*arms, *legs]) == sorted(names[1:])  # all but the nose, each in one part
+    for a in KINDS:
+        for b in KINDS:
+            assert np.array_equal(PERMUTATION[a][PERMUTATION[b]], PERMUTATION[compose(a, b)])
 
 
 def clean_starts(truth: list[str | None], length: int) -> list[int]:
