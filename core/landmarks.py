@@ -16,6 +16,17 @@ MEDIAPIPE_LANDMARKS: tuple[str, ...] = (
 )  # fmt: skip
 N_LANDMARKS = len(MEDIAPIPE_LANDMARKS)
 
+
+def _mirrored(name: str) -> str:
+    return name.replace("left", "@").replace("right", "left").replace("@", "right")
+
+
+# Landmark index of each landmark's left/right counterpart (the nose is its own): the
+# permutation that undoes MediaPipe labelling a whole body the wrong way round.
+MIRROR: tuple[int, ...] = tuple(
+    MEDIAPIPE_LANDMARKS.index(_mirrored(n)) for n in MEDIAPIPE_LANDMARKS
+)
+
 # Pose2Sim marker name -> MediaPipe landmark index, for the body points that map one to one:
 # the nose, and per side ("L"/"R" + part) these limb points.
 _SIDED_POINTS = {

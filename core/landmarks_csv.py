@@ -1,6 +1,8 @@
 """Raw MediaPipe landmarks per frame: image pixels, world metres and visibility.
 
-Kept so users can re-run later stages or inspect detections without the video.
+Kept so users can re-run later stages or inspect detections without the video. Left and
+right are as the swap repair (stages/swap_repair.py) left them: ``swap_repaired`` names the
+labels it swapped back in the frame ("" none, "body", "arms" or "legs").
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ FIELDS = ("x_px", "y_px", "z_px", "visibility", "world_x_m", "world_y_m", "world
 
 
 class LandmarksCsvWriter:
-    """One row per frame: frame, time, person flag, then 7 values per landmark."""
+    """One row per frame: frame, time, person flag, swap repaired, then 7 values per landmark."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._file = AtomicFile(self.path)
         self._csv = csv.writer(self._file)
-        header = ["frame", "time_s", "person"]
+        header = ["frame", "time_s", "person", "swap_repaired"]
         header += [f"{lm}_{f}" for lm in LANDMARK_NAMES for f in FIELDS]
         self._csv.writerow(header)
 
@@ -39,6 +41,7 @@ class LandmarksCsvWriter:
         frame: int,
         time_s: float,
         person: bool,
+        swap_repaired: str,
         image_xy: np.ndarray,
         image_z: np.ndarray,
         visibility: np.ndarray,
@@ -46,7 +49,7 @@ class LandmarksCsvWriter:
     ) -> None:
         per_landmark = np.column_stack([image_xy, image_z, visibility, world])
         values = [f"{v:.6g}" if np.isfinite(v) else "" for v in per_landmark.ravel()]
-        self._csv.writerow([frame, f"{time_s:.6f}", int(person), *values])
+        self._csv.writerow([frame, f"{time_s:.6f}", int(person), swap_repaired, *values])
 
     def finish(self) -> Path:
         return self._file.commit()

@@ -59,6 +59,7 @@ class StreamPublisher(Sink):
                 "person": bool(packet.meta.get("person", False)),
                 "markers": packet.data["markers_64"],
                 "estimated": packet.data["markers_64_estimated"],
+                "swap_repaired": str(packet.meta.get("swap_repaired", "")),
             },
         )
         if "angles" in packet.data:

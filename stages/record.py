@@ -103,6 +103,7 @@ class Recorder(Sink):
                 packet.frame_index,
                 packet.media_time_s,
                 bool(packet.meta.get("person", False)),
+                str(packet.meta.get("swap_repaired", "")),
                 d["landmarks_2d"],
                 d["landmarks_z"],
                 d["visibility"],

@@ -195,6 +195,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "lock_search_radius": Number(0.0, 10.0, "torso lengths", above=True),
         "lock_timeout_s": Number(0.0, 3600.0, "s"),
     },
+    "swap_repair": {
+        "enabled": Flag(),
+        "threshold": Number(0.0, 100.0, "squared torso lengths", above=True),
+        "weight_3d": Number(0.0, 100.0),
+        "trunk_weight": Number(0.0, 100.0),
+        "max_gap_s": Number(0.0, 3600.0, "s"),
+    },
     "lift": {"method": Text(choices=("pof", "mediapipe")), "model": NONEMPTY},
     "markers": {
         "visibility_min": Number(0.0, 1.0),

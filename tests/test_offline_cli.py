@@ -38,7 +38,7 @@ def test_demo_writes_the_three_files(tmp_path: Path) -> None:
     final = (folder / "cam01_final.trc").read_text().splitlines()
     assert final[2].split("\t")[2:4] == ["100", "64"]
     raw = (folder / "cam01_raw_landmarks.csv").read_text().splitlines()
-    assert len(raw) == 101 and raw[0].startswith("frame,time_s,person,nose_x_px")
+    assert len(raw) == 101 and raw[0].startswith("frame,time_s,person,swap_repaired,nose_x_px")
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess[str], words: str, out: Path) -> None:

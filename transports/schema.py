@@ -13,9 +13,9 @@ from typing import Any
 
 from core.marker_sets import MARKERS_64
 
-API_VERSION = (
-    "1.1"  # 1.1: pose.status source, reconnects, person_switches; restarts may name capture
-)
+# 1.1: pose.status source, reconnects, person_switches; restarts may name capture
+# 1.2: pose.markers swap_repaired (left/right label swaps undone by stages/swap_repair.py)
+API_VERSION = "1.2"
 
 COORDINATES = (
     "metres, right-handed, Y up; X = image right, Z = toward the camera; "
@@ -32,6 +32,9 @@ TOPICS: dict[str, dict[str, str]] = {
         "person": "bool: a person was detected in this frame",
         "markers": "ndarray float64 (64, 3): marker positions, m, NaN = missing; order = names",
         "estimated": "ndarray bool (64,): value is estimated, not directly observed",
+        "swap_repaired": "str: the left/right labels MediaPipe swapped and the engine swapped "
+        'back in this frame: "" none, "body", "arms" (arms, shoulders and face) or "legs" '
+        "(hips, legs and feet)",
     },
     ANGLES: {
         "source_id": "str",
