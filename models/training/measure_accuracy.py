@@ -66,8 +66,10 @@ from stream.pipeline import build_stages, load_stage_class, run_inline
 # state of every component it depends on, so a changed default in config.toml never
 # changes what a variant means. A key the schema does not know stops the run.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "mediapipe": {"lift.method": "mediapipe"},  # MediaPipe's world landmarks, same markers
-    "lifter": {"lift.method": "pof"},  # the learned lift alone
+    # MediaPipe's world landmarks through the same marker stage
+    "mediapipe": {"lift.method": "mediapipe", "swap_repair.enabled": False},
+    "lifter": {"lift.method": "pof", "swap_repair.enabled": False},  # the learned lift alone
+    "swap_repair": {"lift.method": "pof", "swap_repair.enabled": True},
 }
 
 WORLD_UP = np.array([0.0, 0.0, 1.0])  # the demos' Qualisys world is Z up (checked per run)
