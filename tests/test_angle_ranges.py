@@ -1,7 +1,7 @@
 """Angles stay in their anatomical ranges (core/joint_limits.py, docs/joint_angles.md) and
 only the pelvis heading counts whole turns: through injected left/right swaps, dropouts and
 re-detections, and on a real video played forth and back, where the angles used to walk
-through whole turns (elbow -1400 deg, pelvis heading +2100 deg on this loop)."""
+through whole turns (elbow -362 deg, pelvis heading +1068 deg on the loop below)."""
 
 from __future__ import annotations
 
