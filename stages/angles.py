@@ -3,10 +3,13 @@
 Segment frames (ISB axes: X anterior, Y superior, Z right) are built from the markers; each
 joint is the rotation of a child frame relative to its parent (the pelvis relative to the
 lab), split into Cardan angles and reported in degrees with the signs of
-docs/joint_angles.md. Continuity is incremental, from past frames only, so live and offline
-runs give the same numbers: each frame picks, of the two equivalent Cardan solutions, the
-one closest to the previous frame of the same source, unwrapped by multiples of 360 degrees;
-near gimbal lock the first angle is damped so marker noise cannot flip the solution.
+docs/joint_angles.md. Every angle stays in its anatomical range (core/joint_limits.py): of
+the two equivalent Cardan solutions each frame takes the one inside the ranges, each angle
+as its value in the 360-degree window centred on its range; an angle outside its range
+even so is NaN. Past frames of the same source (never future ones, so live and offline
+runs give the same numbers) only break ties, damp the first angle near gimbal lock so
+marker noise cannot flip the solution, and count the whole turns of the one unbounded
+angle, the pelvis heading, from slow motion only.
 
 One numba kernel does a whole frame in a few microseconds; it is compiled in ``setup`` and
 cached on disk. Everything it runs lives in this file and every table that depends on
@@ -140,7 +143,7 @@ GIMBAL_EPS = 1e-12  # cos(middle angle) below this: exactly in the lock
 LOCK_SOFTNESS = math.sin(math.radians(2.0))  # half-weight distance of the first angle's update
 NEAR_LOCK_COS = 3.0 * LOCK_SOFTNESS  # within ~6 degrees of the lock: damped first angle
 # An unbounded angle (the pelvis heading) counts whole turns only from slow motion: a step
-# faster than MAX_TURN_RATE is a jump (a swap, a re-detection; MediaPipe's flip the
+# faster than MAX_TURN_RATE is a jump (a swap, a re-detection: MediaPipe's flips turn the
 # heading by ~180 deg within a few frames), and turns count again only after SETTLE_S
 # without one, since jumps come in bursts. A dancer's pirouette turns about 720 deg/s.
 MAX_TURN_RATE = math.radians(720.0)  # per second of media time
@@ -284,7 +287,8 @@ def _anatomical_branch(
 ) -> None:
     """Of (a, b, c) and (a + pi, pi - b, c + pi), each angle in its window, the one that lies
     least outside ``ranges`` (radians summed over the angles); of two that do equally well
-    (both inside: only at the edge of the shoulder's range), the one closest to ``ref``."""
+    (both inside: only a shoulder raised past 90 or turned near its limits), the one
+    closest to ``ref``."""
     best_outside = np.inf
     best_distance = np.inf
     cand = np.empty(3)
