@@ -33,10 +33,11 @@ JOINT_RANGES: dict[str, tuple[float, float] | None] = {
     "ankle_l_flex_deg": (-70.0, 50.0), "ankle_l_abd_deg": (-50.0, 45.0),
     "ankle_l_rot_deg": (-60.0, 60.0),
     # shoulder (humerus relative to the trunk, ZXY): flexion 180, extension 60, abduction
-    # toward 90 on the floating axis, rotation 90 each way
-    "shoulder_r_flex_deg": (-90.0, 200.0), "shoulder_r_abd_deg": (-60.0, 90.0),
+    # 180 (a lateral raise above the shoulder reads abd > 90 on the floating axis: its
+    # other Cardan reading has rotation 180), rotation 90 each way
+    "shoulder_r_flex_deg": (-90.0, 200.0), "shoulder_r_abd_deg": (-60.0, 180.0),
     "shoulder_r_rot_deg": (-110.0, 110.0),
-    "shoulder_l_flex_deg": (-90.0, 200.0), "shoulder_l_abd_deg": (-60.0, 90.0),
+    "shoulder_l_flex_deg": (-90.0, 200.0), "shoulder_l_abd_deg": (-60.0, 180.0),
     "shoulder_l_rot_deg": (-110.0, 110.0),
     # elbow: flexion 145-150, hyperextension to 10
     "elbow_r_flex_deg": (-20.0, 165.0), "elbow_l_flex_deg": (-20.0, 165.0),

@@ -3,10 +3,13 @@
 Segment frames (ISB axes: X anterior, Y superior, Z right) are built from the markers; each
 joint is the rotation of a child frame relative to its parent (the pelvis relative to the
 lab), split into Cardan angles and reported in degrees with the signs of
-docs/joint_angles.md. Continuity is incremental, from past frames only, so live and offline
-runs give the same numbers: each frame picks, of the two equivalent Cardan solutions, the
-one closest to the previous frame of the same source, unwrapped by multiples of 360 degrees;
-near gimbal lock the first angle is damped so marker noise cannot flip the solution.
+docs/joint_angles.md. Every angle stays in its anatomical range (core/joint_limits.py): of
+the two equivalent Cardan solutions each frame takes the one inside the ranges, each angle
+as its value in the 360-degree window centred on its range; an angle outside its range
+even so is NaN. Past frames of the same source (never future ones, so live and offline
+runs give the same numbers) only break ties, damp the first angle near gimbal lock so
+marker noise cannot flip the solution, and count the whole turns of the one unbounded
+angle, the pelvis heading, from slow motion only.
 
 One numba kernel does a whole frame in a few microseconds; it is compiled in ``setup`` and
 cached on disk. Everything it runs lives in this file and every table that depends on
@@ -23,7 +26,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit
 
-from core.angle_set import ANGLE_COLUMNS, CARDAN_GROUPS, HINGE_GROUPS
+from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS, CARDAN_GROUPS, HINGE_GROUPS
+from core.joint_limits import JOINT_RANGES
 from core.marker_sets import MARKERS_64
 from core.packet import Packet
 from core.stage import Stage
@@ -138,7 +142,12 @@ LAB_REFERENCE = np.column_stack(([0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0
 GIMBAL_EPS = 1e-12  # cos(middle angle) below this: exactly in the lock
 LOCK_SOFTNESS = math.sin(math.radians(2.0))  # half-weight distance of the first angle's update
 NEAR_LOCK_COS = 3.0 * LOCK_SOFTNESS  # within ~6 degrees of the lock: damped first angle
-ANCHOR_RAD = math.pi / 2  # moderate pose: every angle within 90 degrees
+# An unbounded angle (the pelvis heading) counts whole turns only from slow motion: a step
+# faster than MAX_TURN_RATE is a jump (a swap, a re-detection: MediaPipe's flips turn the
+# heading by ~180 deg within a few frames), and turns count again only after SETTLE_S
+# without one, since jumps come in bursts. A dancer's pirouette turns about 720 deg/s.
+MAX_TURN_RATE = math.radians(720.0)  # per second of media time
+SETTLE_S = 2.0
 _COLUMN_OF_AXIS = np.array([1, 2, 0])  # X -> abd, Y -> rot, Z -> flex
 
 
@@ -164,7 +173,27 @@ def _kernel_tables() -> tuple[np.ndarray, ...]:
         np.array([e.humerus for e in ELBOWS]),
         np.array([[_point(e.styloids), _point(e.epicondyles)] for e in ELBOWS]),
         LAB_REFERENCE,
+        np.array(
+            [
+                [
+                    _raw_range(ANGLE_GROUPS[j.name][col], j.signs[col])
+                    for col in _COLUMN_OF_AXIS[list(j.sequence)]
+                ]
+                for j in CARDAN_JOINTS
+            ]
+        ),
+        np.array([_raw_range(ANGLE_GROUPS[e.name][0], 1) for e in ELBOWS]),
     )
+
+
+def _raw_range(column: str, sign: int) -> tuple[float, float]:
+    """The column's anatomical range (core/joint_limits.py) in radians of the right-hand
+    angle, of which the column is ``sign`` times; (-inf, inf) where it is unbounded."""
+    bounds = JOINT_RANGES[column]
+    if bounds is None:
+        return -math.inf, math.inf
+    low, high = math.radians(bounds[0]), math.radians(bounds[1])
+    return (low, high) if sign > 0 else (-high, -low)
 
 
 @njit(cache=True)
@@ -243,27 +272,44 @@ def _axis_rotation(axis: int, angle: float) -> np.ndarray:
 
 
 @njit(cache=True)
-def _closest_solution(a: float, b: float, c: float, ref: np.ndarray, out: np.ndarray) -> None:
-    """Of (a, b, c) and (a + pi, pi - b, c + pi), the one nearest ``ref``, unwrapped to it."""
-    best = np.inf
+def _in_window(x: float, low: float, high: float) -> float:
+    """``x`` moved by whole turns into the turn centred on its range ``[low, high]``: there an
+    angle has one value, inside the range if it can be at all. Unbounded: ``x`` unchanged."""
+    if math.isinf(low):
+        return x
+    mid = 0.5 * (low + high)
+    return mid + _wrap(x - mid)
+
+
+@njit(cache=True)
+def _anatomical_branch(
+    a: float, b: float, c: float, ranges: np.ndarray, ref: np.ndarray, out: np.ndarray
+) -> None:
+    """Of (a, b, c) and (a + pi, pi - b, c + pi), each angle in its window, the one that lies
+    least outside ``ranges`` (radians summed over the angles); of two that do equally well
+    (both inside: only a shoulder raised past 90 or turned near its limits), the one
+    closest to ``ref``."""
+    best_outside = np.inf
+    best_distance = np.inf
     cand = np.empty(3)
     for flip in range(2):
         cand[0], cand[1], cand[2] = (a, b, c) if flip == 0 else (a + np.pi, np.pi - b, c + np.pi)
-        cost = 0.0
+        outside = 0.0
+        distance = 0.0
         for n in range(3):
-            cand[n] = ref[n] + _wrap(cand[n] - ref[n])
-            cost += (cand[n] - ref[n]) ** 2
-        if cost < best:
-            best = cost
+            cand[n] = _in_window(cand[n], ranges[n, 0], ranges[n, 1])
+            outside += max(ranges[n, 0] - cand[n], cand[n] - ranges[n, 1], 0.0)
+            distance += _wrap(cand[n] - ref[n]) ** 2
+        if outside < best_outside or (outside == best_outside and distance < best_distance):
+            best_outside = outside
+            best_distance = distance
             out[:] = cand
 
 
 @njit(cache=True)
-def _solve_given_first(
-    rot: np.ndarray, seq: np.ndarray, a: float, ref: np.ndarray, out: np.ndarray
-) -> None:
-    """Middle and last angles for a chosen first angle ``a``, unwrapped to ``ref``: the
-    middle angle is taken on the full circle, so it runs on past 90 degrees, no flip."""
+def _solve_given_first(rot: np.ndarray, seq: np.ndarray, a: float, out: np.ndarray) -> None:
+    """Middle and last angles for a chosen first angle ``a``: the middle angle is taken on
+    the full circle, so it runs on past 90 degrees, no flip."""
     i, j, k = seq[0], seq[1], seq[2]
     held = _rel(_axis_rotation(i, a), rot)
     j1 = (j + 1) % 3
@@ -275,30 +321,28 @@ def _solve_given_first(
     rest = _rel(_axis_rotation(j, b), held)
     k1 = (k + 1) % 3
     k2 = (k + 2) % 3
-    c = math.atan2(rest[k2, k1], rest[k1, k1])
     out[0] = a
-    out[1] = ref[1] + _wrap(b - ref[1])
-    out[2] = ref[2] + _wrap(c - ref[2])
+    out[1] = b
+    out[2] = math.atan2(rest[k2, k1], rest[k1, k1])
 
 
 @njit(cache=True)
-def cardan_continuous(
+def cardan_anatomical(
     rot: np.ndarray,
     seq: np.ndarray,
+    ranges: np.ndarray,
     prev: np.ndarray,
     has_prev: bool,
-    anchored: bool,
     out: np.ndarray,
 ) -> None:
-    """Angles (a, b, c) in radians with ``rot = R_i(a) R_j(b) R_k(c)``, continuous in time.
+    """Angles (a, b, c) in radians with ``rot = R_i(a) R_j(b) R_k(c)``, each in the window of
+    its range (``ranges``: (3, 2), radians; -inf, inf for an unbounded angle).
 
-    Far from gimbal lock: the solution closest to ``prev`` (the neutral pose after a reset),
-    except that an ``anchored`` (anatomical) joint in a moderate pose, all angles within 90
-    degrees, takes the principal solution, so a representation that drifted (a flip or a
-    full turn picked up near gimbal lock from noisy markers) heals once the joint is back
-    in a common pose. Near gimbal lock only a +- c is well defined: the first angle follows
-    its new value with a weight that falls to zero at the lock and the other two are solved
-    for it, so noise there cannot throw the angles onto the other solution.
+    Far from gimbal lock: the anatomical solution (``_anatomical_branch``), continuity with
+    ``prev`` (the neutral pose without one) only breaking ties. Near gimbal lock only a +- c
+    is well defined: the first angle follows its new value with a weight that falls to zero
+    at the lock and the other two are solved for it, so noise there cannot throw the
+    angles onto the other solution.
     """
     i, j, k = seq[0], seq[1], seq[2]
     e = 1.0 if j == (i + 1) % 3 else -1.0  # +1 for cyclic sequences (XYZ, YZX, ZXY)
@@ -309,16 +353,38 @@ def cardan_continuous(
         a = math.atan2(-e * rot[j, k], rot[k, k])
         b = math.atan2(e * rot[i, k], cos_b)
         c = math.atan2(-e * rot[i, j], rot[i, i])
-        far = cos_b >= NEAR_LOCK_COS or not has_prev
-        if far and anchored and abs(a) <= ANCHOR_RAD and abs(c) <= ANCHOR_RAD:
-            out[0], out[1], out[2] = a, b, c
-            return
-        _closest_solution(a, b, c, ref, out)
-        if far:
+        _anatomical_branch(a, b, c, ranges, ref, out)
+        if cos_b >= NEAR_LOCK_COS or not has_prev:
             return
         a_target = out[0]
     weight = cos_b**2 / (cos_b**2 + LOCK_SOFTNESS**2)
-    _solve_given_first(rot, seq, ref[0] + weight * (a_target - ref[0]), ref, out)
+    _solve_given_first(rot, seq, ref[0] + weight * _wrap(a_target - ref[0]), out)
+    for n in range(3):
+        out[n] = _in_window(out[n], ranges[n, 0], ranges[n, 1])
+
+
+@njit(cache=True)
+def _unwrap(
+    x: float, prev: float, turns: np.ndarray, has_prev: bool, jumped: bool, dt: float
+) -> float:
+    """An unbounded angle ``x``, ``dt`` seconds after the value ``prev``, in whole turns.
+    ``turns`` holds the angle counted from slow motion only (``turns[0]``) and the seconds
+    since the last jump (``turns[1]``); both are updated. A slow step (up to
+    ``MAX_TURN_RATE * dt``, not ``jumped``: a swap repair began or ended) at least
+    ``SETTLE_S`` after the last jump is motion, counted; otherwise the angle takes its
+    value nearest the counted one, so a jump and its return cancel instead of adding a
+    turn."""
+    if not has_prev:
+        turns[0] = _wrap(x)
+        turns[1] = SETTLE_S
+        return turns[0]
+    step = _wrap(x - prev)
+    slow = abs(step) <= MAX_TURN_RATE * dt and not jumped
+    turns[1] = turns[1] + dt if slow else 0.0
+    if slow and turns[1] >= SETTLE_S:
+        turns[0] += step
+        return prev + step
+    return turns[0] + _wrap(x - turns[0])
 
 
 @njit(cache=True)
@@ -326,14 +392,21 @@ def angles_kernel(
     markers: np.ndarray,
     tables: tuple,
     state: np.ndarray,
+    turns: np.ndarray,
     valid: np.ndarray,
+    reanchor: np.ndarray,
+    times: np.ndarray,
+    time_s: float,
     out: np.ndarray,
 ) -> None:
-    """Fill ``out`` (ANGLE_COLUMNS, degrees, NaN per joint that cannot be built) from
-    ``markers`` (64, 3); ``state`` holds each joint's last raw angles (radians) and
-    ``valid`` whether they exist. ``tables`` comes from ``_kernel_tables``."""
+    """Fill ``out`` (ANGLE_COLUMNS, degrees) from ``markers`` (64, 3): NaN per joint that
+    cannot be built and per angle outside its range. Per Cardan joint, ``state`` holds the
+    last angles (radians, in their windows; unbounded ones unwrapped), ``turns`` what
+    ``_unwrap`` keeps of the unbounded ones, ``valid`` whether these exist, ``reanchor``
+    whether the next frame must ignore them (cleared here) and ``times`` the media time of
+    their frame (``time_s`` is this frame's). ``tables`` comes from ``_kernel_tables``."""
     frame_points, frame_axes, parents, children, sequences, signs = tables[:6]
-    elbow_humerus, elbow_points, lab = tables[6:]
+    elbow_humerus, elbow_points, lab, ranges, elbow_ranges = tables[6:]
     frames = np.empty((frame_points.shape[0], 3, 3))
     for s in range(frame_points.shape[0]):
         pts = frame_points[s]
@@ -347,16 +420,28 @@ def angles_kernel(
         child = frames[children[jt]]
         if np.isnan(parent[0, 0]) or np.isnan(child[0, 0]):
             continue
-        # Anatomical joints are anchored; the pelvis heading may really turn many times.
-        anchored = parents[jt] >= 0
-        cardan_continuous(
-            _rel(parent, child), sequences[jt], state[jt], valid[jt], anchored, angles
+        continuous = valid[jt] and not reanchor[jt]
+        cardan_anatomical(
+            _rel(parent, child), sequences[jt], ranges[jt], state[jt], continuous, angles
         )
+        for n in range(3):
+            low, high = ranges[jt, n, 0], ranges[jt, n, 1]
+            if math.isinf(low):
+                angles[n] = _unwrap(
+                    angles[n],
+                    state[jt, n],
+                    turns[jt, n],
+                    valid[jt],
+                    reanchor[jt],
+                    time_s - times[jt],
+                )
+            col = _COLUMN_OF_AXIS[sequences[jt, n]]
+            if low <= angles[n] <= high:
+                out[3 * jt + col] = signs[jt, col] * math.degrees(angles[n])
         state[jt, :] = angles
         valid[jt] = True
-        for n in range(3):
-            col = _COLUMN_OF_AXIS[sequences[jt, n]]
-            out[3 * jt + col] = signs[jt, col] * math.degrees(angles[n])
+        reanchor[jt] = False
+        times[jt] = time_s
     n_cardan = parents.shape[0]
     for el in range(elbow_humerus.shape[0]):
         hum = frames[elbow_humerus[el]]
@@ -366,30 +451,40 @@ def angles_kernel(
             continue
         # Flexion about the humerus Z axis = the first angle of ZXY; it depends on the
         # forearm's long axis only, so pronation and the carrying angle do not leak into it.
+        # A hinge has one anatomical value per direction: no memory of past frames.
         ax = (y[0] * hum[0, 0] + y[1] * hum[1, 0] + y[2] * hum[2, 0]) / length
         ay = (y[0] * hum[0, 1] + y[1] * hum[1, 1] + y[2] * hum[2, 1]) / length
         if math.hypot(ax, ay) < MIN_AXIS_SIN:  # forearm along the epicondyle axis
             continue
-        st = n_cardan + el
-        ref = state[st, 0] if valid[st] else 0.0
-        state[st, 0] = ref + _wrap(math.atan2(-ax, ay) - ref)
-        valid[st] = True
-        out[3 * n_cardan + el] = math.degrees(state[st, 0])
+        low, high = elbow_ranges[el, 0], elbow_ranges[el, 1]
+        flexion = _in_window(math.atan2(-ax, ay), low, high)
+        if low <= flexion <= high:
+            out[3 * n_cardan + el] = math.degrees(flexion)
 
 
 class _SourceState:
-    """Continuity memory of one source: last raw angles per joint and whether they exist."""
+    """Memory of one source, per Cardan joint: last angles, turns of the unbounded ones
+    (``_unwrap``), whether they exist, whether to ignore them once, their media time;
+    and the swap repair of the last frame."""
 
     def __init__(self) -> None:
-        n = len(CARDAN_JOINTS) + len(ELBOWS)
+        n = len(CARDAN_JOINTS)
         self.angles = np.zeros((n, 3))
+        self.turns = np.zeros((n, 3, 2))
         self.valid = np.zeros(n, dtype=np.bool_)
+        self.reanchor = np.zeros(n, dtype=np.bool_)
+        self.times = np.zeros(n)
+        self.swap_repaired = ""
+
+    def kernel_args(self) -> tuple[np.ndarray, ...]:
+        return self.angles, self.turns, self.valid, self.reanchor, self.times
 
 
 class JointAngles(Stage):
     """Adds ``data["angles"]``: float64 (len(ANGLE_COLUMNS),) degrees, NaN where a joint's
-    segments cannot be built in this frame. Continuity state is kept per source across NaN
-    gaps and dropped by ``reset``."""
+    segments cannot be built in this frame or an angle lies outside its anatomical range.
+    Continuity state is kept per source across NaN gaps, ignored once after the swap
+    repair (``meta["swap_repaired"]``) changes and dropped by ``reset``."""
 
     name = "angles"
 
@@ -402,7 +497,7 @@ class JointAngles(Stage):
         state = _SourceState()
         markers = np.full((len(MARKERS_64), 3), np.nan)
         out = np.empty(len(ANGLE_COLUMNS))
-        angles_kernel(markers, self._tables, state.angles, state.valid, out)
+        angles_kernel(markers, self._tables, *state.kernel_args(), 0.0, out)
 
     def process(self, packet: Packet) -> Packet:
         markers = packet.data.get("markers_64")
@@ -413,11 +508,16 @@ class JointAngles(Stage):
         state = self._states.get(packet.source_id)
         if state is None:
             state = self._states[packet.source_id] = _SourceState()
+        swap = packet.meta.get("swap_repaired", "")
+        if swap != state.swap_repaired:  # labels just changed: the past must not hold a flip
+            state.reanchor[:] = True
+            state.swap_repaired = swap
         out = np.empty(len(ANGLE_COLUMNS))
         # A writable copy: arrays decoded from a socket are read-only, and numba would
         # compile a second kernel for read-only input.
         markers = np.array(markers, dtype=np.float64, order="C")
-        angles_kernel(markers, self._tables, state.angles, state.valid, out)
+        time_s = float(packet.media_time_s)
+        angles_kernel(markers, self._tables, *state.kernel_args(), time_s, out)
         packet.data["angles"] = out
         return packet
 
