@@ -14,7 +14,8 @@ from typing import Any
 from core.marker_sets import MARKERS_64
 
 # 1.1: pose.status source, reconnects, person_switches; restarts may name capture
-# 1.2: pose.markers swap_repaired (left/right label swaps undone by stages/swap_repair.py)
+# 1.2: pose.markers swap_repaired (left/right label swaps undone by stages/swap_repair.py);
+#      pose.angles NaN also where a value is outside its anatomical range (core/joint_limits.py)
 API_VERSION = "1.2"
 
 COORDINATES = (
@@ -40,8 +41,8 @@ TOPICS: dict[str, dict[str, str]] = {
         "source_id": "str",
         "frame_index": "int",
         "timestamp_ns": "int",
-        "angles": "ndarray float64 (N,): joint angles, degrees, NaN = not computable; order = "
-        "the control socket's 'angles' reply",
+        "angles": "ndarray float64 (N,): joint angles, degrees, NaN = not computable or outside "
+        "the joint's anatomical range; order = the control socket's 'angles' reply",
     },
     PREVIEW: {
         "source_id": "str",
