@@ -63,6 +63,18 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
         "--calibration-camera", metavar="NAME", help="which camera of a multi-camera --calibration"
     )
     p.add_argument(
+        "--camera-pitch",
+        type=float,
+        metavar="DEG",
+        help="the camera's downward tilt (default: estimated from the video)",
+    )
+    p.add_argument(
+        "--camera-roll",
+        type=float,
+        metavar="DEG",
+        help="the true vertical's lean to the image's right (default: estimated from the video)",
+    )
+    p.add_argument(
         "--lift",
         choices=LIFTS,
         help="3D from the learned limb-orientation lifter (pof) or MediaPipe's world landmarks"
@@ -88,6 +100,8 @@ FLAGS = {
     "lift.model": "--pof-model",
     "camera.calibration": "--calibration",
     "camera.camera": "--calibration-camera",
+    "camera.pitch": "--camera-pitch",
+    "camera.roll": "--camera-roll",
     "angles.compute_all": "--compute-all-joint-angles",
     "angles.plot_all": "--plot-all-joint-angles",
     "output.dir": "--output",

@@ -56,15 +56,19 @@ class Number:
     high: float
     unit: str = ""
     above: bool = False
+    nan: str = ""  # what nan means where it is allowed ("estimated"); "": not allowed
 
     def accepts(self, value: Any) -> bool:
+        if _is_number(value) and math.isnan(value) and self.nan:
+            return True
         if not _is_number(value) or not math.isfinite(value):
             return False
         return (value > self.low if self.above else value >= self.low) and value <= self.high
 
     def allowed(self) -> str:
         low = f"above {self.low:g} and at most" if self.above else f"between {self.low:g} and"
-        return f"{low} {self.high:g} {self.unit}".rstrip()
+        either = f" or nan ({self.nan})" if self.nan else ""
+        return f"{low} {self.high:g} {self.unit}".rstrip() + either
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "force_complete": Flag(),
         "fov_deg": Number(10.0, 170.0, "deg"),
     },
-    "camera": {"calibration": Text(), "camera": Text()},
+    "camera": {
+        "calibration": Text(),
+        "camera": Text(),
+        "pitch": Number(-90.0, 90.0, "deg", nan="estimated from the video"),
+        "roll": Number(-180.0, 180.0, "deg", nan="estimated from the video"),
+        "level_s": Number(0.0, 3600.0, "s"),
+    },
     "augment": {"max_gap_frames": Integer(0, None, "frames")},
     "angles": {"compute_all": Flag(), "plot_all": Flag()},
     "output": {"dir": NONEMPTY},
