@@ -26,6 +26,7 @@ Steps per frame:
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,11 +176,8 @@ class MarkerBuilder(Stage):
         self.estimate_missing = bool(markers.get("estimate_missing", False)) or self.force_complete
         self.camera = CameraMatrices(config)
         camera = config["camera"]
-        self.level_settings = (
-            float(camera["pitch"]),
-            float(camera["roll"]),
-            float(camera["level_s"]),
-        )
+        pitch, roll = (math.nan if camera[k] == "" else float(camera[k]) for k in ("pitch", "roll"))
+        self.level_settings = (pitch, roll, float(camera["level_s"]))
 
     def process(self, packet: Packet) -> Packet:
         state = self._state.get(packet.source_id)

@@ -56,10 +56,10 @@ class Number:
     high: float
     unit: str = ""
     above: bool = False
-    nan: str = ""  # what nan means where it is allowed ("estimated"); "": not allowed
+    unset: str = ""  # what "" or nan mean where allowed ("estimated ..."); "": not allowed
 
     def accepts(self, value: Any) -> bool:
-        if _is_number(value) and math.isnan(value) and self.nan:
+        if self.unset and (value == "" or (_is_number(value) and math.isnan(value))):
             return True
         if not _is_number(value) or not math.isfinite(value):
             return False
@@ -67,7 +67,7 @@ class Number:
 
     def allowed(self) -> str:
         low = f"above {self.low:g} and at most" if self.above else f"between {self.low:g} and"
-        either = f" or nan ({self.nan})" if self.nan else ""
+        either = f', or "" ({self.unset})' if self.unset else ""
         return f"{low} {self.high:g} {self.unit}".rstrip() + either
 
 
@@ -209,8 +209,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "camera": {
         "calibration": Text(),
         "camera": Text(),
-        "pitch": Number(-90.0, 90.0, "deg", nan="estimated from the video"),
-        "roll": Number(-180.0, 180.0, "deg", nan="estimated from the video"),
+        "pitch": Number(-90.0, 90.0, "deg", unset="estimated from the video"),
+        "roll": Number(-180.0, 180.0, "deg", unset="estimated from the video"),
         "level_s": Number(0.0, 3600.0, "s"),
     },
     "augment": {"max_gap_frames": Integer(0, None, "frames")},
