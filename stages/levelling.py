@@ -42,8 +42,8 @@ CAMERA_UP_LEVEL = np.array([0.0, -1.0, 0.0])  # up in the frame of a level camer
 SCENE_PRIOR_DEG = 25.0  # the scene's vertical is searched this close to the body's axis
 SCENE_INLIER_DEG = 1.0  # a line is vertical when its plane holds the vertical this well
 SCENE_SUPPORT = 0.3  # inlier length per line-sampled frame (image diagonals) to be trusted
-SCENE_CANDIDATES = 40  # hypotheses from pairs of the longest lines
-SCENE_POOL = 2000  # lines kept at most
+SCENE_CANDIDATES = 20  # hypotheses from pairs of a frame's longest lines
+SCENE_POOL = 1000  # lines kept at most (the newest)
 # The body's axis (mid-ankle -> mid-shoulder) leans a few degrees on average; the floor
 # through the still feet pins the directions it spans (walking: along the path).
 BODY_AXIS_SD = math.radians(5.0)
@@ -76,10 +76,8 @@ def lab_rotation(up: np.ndarray) -> np.ndarray:
 def segment_normals(segments: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 4) pixel segments -> unit normals of their planes through the camera centre and
     their lengths in image diagonals (K's principal point x 2 stands in for the size)."""
-    k_inv = np.linalg.inv(K)
-    ends = np.ones((len(segments), 2, 3))
-    ends[:, 0, :2], ends[:, 1, :2] = segments[:, :2], segments[:, 2:]
-    rays = ends @ k_inv.T
+    rays = np.ones((len(segments), 2, 3))  # through each end (skew of K ignored)
+    rays[..., :2] = (segments.reshape(-1, 2, 2) - K[:2, 2]) / K[[0, 1], [0, 1]]
     n = np.cross(rays[:, 0], rays[:, 1])
     n /= np.linalg.norm(n, axis=1, keepdims=True)
     length = np.linalg.norm(segments[:, 2:] - segments[:, :2], axis=1)
@@ -87,28 +85,30 @@ def segment_normals(segments: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np
 
 
 def scene_vertical(
-    normals: np.ndarray, weights: np.ndarray, prior: np.ndarray
+    normals: np.ndarray, weights: np.ndarray, new: int, prior: np.ndarray
 ) -> tuple[np.ndarray, float]:
     """The vertical vanishing direction of the lines near ``prior``, and its support.
 
-    Hypotheses are the intersections of pairs of the longest lines that could be vertical
-    (their plane within ``SCENE_PRIOR_DEG`` of ``prior``); the one whose inlier lines are
+    Hypotheses are ``prior`` and the intersections of pairs of the newest frame's longest
+    lines (its last ``new`` rows) that could be vertical (their plane within
+    ``SCENE_PRIOR_DEG`` of ``prior``); the one whose inlier lines, over all frames, are
     longest wins, refined by least squares over its inliers. Deterministic.
     """
-    near = np.flatnonzero(np.abs(normals @ prior) < math.sin(math.radians(SCENE_PRIOR_DEG)))
+    latest = np.arange(len(normals) - new, len(normals))
+    near = latest[np.abs(normals[latest] @ prior) < math.sin(math.radians(SCENE_PRIOR_DEG))]
     top = near[np.argsort(-weights[near], kind="stable")[:SCENE_CANDIDATES]]
     i, j = np.triu_indices(len(top), 1)
     u = np.cross(normals[top[i]], normals[top[j]])
     norm = np.linalg.norm(u, axis=1)
-    keep = norm > 1e-9
-    u = u[keep] / norm[keep, None]
+    keep = norm > 1e-6
+    u = np.vstack([prior, u[keep] / norm[keep, None]])
     u *= np.sign(u @ prior)[:, None]
     u = u[u @ prior > math.cos(math.radians(SCENE_PRIOR_DEG))]
-    if not len(u):
-        return prior, 0.0
     inliers = np.abs(normals @ u.T) < math.sin(math.radians(SCENE_INLIER_DEG))
     support = weights @ inliers
     best = inliers[:, int(np.argmax(support))]
+    if not best.any():
+        return prior, 0.0
     n = normals[best]
     vertical = np.linalg.eigh((n * weights[best, None]).T @ n)[1][:, 0]
     return vertical * np.sign(vertical @ prior), float(support.max())
@@ -168,7 +168,7 @@ class UpEstimate:
             self.normals, self.weights = [normals], [weights]
         if len(normals) >= 2 and np.linalg.norm(self.axis_sum) > 0:
             prior = self.scene if self.scene is not None else self.body_up()
-            vertical, support = scene_vertical(normals, weights, prior)
+            vertical, support = scene_vertical(normals, weights, len(n), prior)
             self.scene = vertical if support >= SCENE_SUPPORT * self.line_frames else None
 
     def up(self) -> np.ndarray:

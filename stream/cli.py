@@ -57,7 +57,8 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
         "--calibration",
         type=Path,
         metavar="FILE",
-        help="camera intrinsics from a Pose2Sim .toml or Qualisys .qca.txt (replaces --fov)",
+        help="camera intrinsics, distortion and pose from a Pose2Sim .toml or Qualisys .qca.txt"
+        " (replaces --fov; a pose gives the lab frame)",
     )
     p.add_argument(
         "--calibration-camera", metavar="NAME", help="which camera of a multi-camera --calibration"
