@@ -148,6 +148,8 @@ class MediaPipeDetector(Stage):
 
     def _sample_lines(self, packet: Packet, found: Landmarks | None) -> None:
         """Scene segments of one frame per ``LINE_INTERVAL_S`` in the levelling seconds."""
+        if self.line_seconds <= 0:
+            return
         time_s = packet.media_time_s
         if packet.meta.get("track_reset", False):
             self._lines.pop(packet.source_id, None)  # levelling starts afresh too
