@@ -7,6 +7,7 @@ keys the same way and report bad values the same way: one ``error:`` line.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -148,9 +149,15 @@ def check_calibration(camera: dict[str, Any]) -> None:
         return
     camera["calibration"] = str(Path(camera["calibration"]).resolve())
     try:
-        read_calibration(Path(camera["calibration"]), camera.get("camera") or None)
+        calibration = read_calibration(Path(camera["calibration"]), camera.get("camera") or None)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    given = [k for k in ("pitch", "roll") if camera[k] != "" and not math.isnan(camera[k])]
+    if calibration.R is not None and given:
+        raise ConfigError(
+            "--camera-pitch/--camera-roll contradict the pose in --calibration: leave them "
+            "out (the calibration gives the vertical)"
+        )
 
 
 def check_public_endpoints(config: dict[str, Any], insecure: bool) -> list[str]:

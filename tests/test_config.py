@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.demo_data import demo_calibration
 from stream.config import DEFAULT_CONFIG, ConfigError, load_config
 from stream.config_schema import OPTIONAL, SCHEMA, installed_pose_models
 from tests.data import REPO
@@ -136,6 +137,18 @@ def test_run_offline_rejects_a_bad_config_file(
         ("[detect]\nmodel_complexity = 7\n", [], ["model_complexity", "got 7"]),
         ("", ["--height", "-1"], ["--height", "-1.0", "between 0.5 and 2.6 m"]),
         ("", ["--camera-pitch", "91"], ["--camera-pitch", "91.0", "between -90 and 90 deg"]),
+        (
+            "",
+            [
+                "--camera-roll",
+                "5",
+                "--calibration",
+                str(demo_calibration()),
+                "--calibration-camera",
+                "cam01",
+            ],
+            ["--camera-pitch/--camera-roll contradict the pose in --calibration"],
+        ),  # fmt: skip
         ("", ["--publish", "udp://0.0.0.0:1"], ["--publish", "'udp://0.0.0.0:1'", "endpoint"]),
     ],
 )
