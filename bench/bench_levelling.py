@@ -6,9 +6,10 @@ calibration): for a camera taken as level (the old lab frame), and for the level
 without calibration, at the last frame and averaged over the frames with a person. With
 the calibration (its world frame): the lowest foot marker's height against a multi-view
 triangulation of the same landmark by the other three cameras, in the frames where a foot
-is still. ``--cache DIR`` keeps the detections (with scene lines) between runs.
+is still. ``--cache DIR`` keeps the detections (with scene lines) between runs;
+``--body-only`` drops the scene lines, leaving the body's axis and still feet.
 
-    uv run python -m bench.bench_levelling [--cache /tmp/level] [--demo Demo_MultiPerson]
+    uv run python -m bench.bench_levelling [--cache DIR] [--demo Demo_MultiPerson] [--body-only]
 """
 
 from __future__ import annotations
@@ -121,10 +122,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, help="folder for the detections (.npz)")
     parser.add_argument("--demo", action="append", help="one demo (default: both)")
+    parser.add_argument("--body-only", action="store_true", help="level without scene lines")
     args = parser.parse_args()
     base = load_config()
     for demo in args.demo or (TUNING_DEMO, TEST_DEMO):
         packets = [detections(demo, camera, args.cache) for camera in DEMO_CAMERAS]
+        for p in (p for video in packets for p in video if args.body_only):
+            p.data.pop("scene_segments", None)
         cams = demo_cameras(demo)
         print(f"{demo}: vertical error (deg): level camera | levelled last frame, mean | "
               "calibrated: still-foot height - triangulated (m), median [p10, p90]")  # fmt: skip
