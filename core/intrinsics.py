@@ -1,10 +1,12 @@
-"""Camera intrinsics for the stages: a calibration file's K, or a pinhole from a field of view.
+"""The camera for the stages: a calibration file's K, distortion and pose, or a fov pinhole.
 
 Without a calibration the camera is a pinhole of ``fov_deg`` across the longer image side,
-centred on the image. With one (``[camera] calibration`` / ``--calibration``), K comes from
-a Pose2Sim TOML (``Calib_*.toml``) or a Qualisys ``.qca.txt`` file, scaled when the video
-was resized. Lens distortion is read but never applied: MediaPipe's landmarks are used as
-they are, so a strongly distorted lens still gives biased positions near the image border.
+centred on the image, with no distortion and no known pose. With one (``[camera]
+calibration`` / ``--calibration``), a Pose2Sim TOML (``Calib_*.toml``) or a Qualisys
+``.qca.txt`` file gives K (scaled when the video was resized), the lens distortion (the
+detect stage undistorts the 2D keypoints with it, ``undistort``) and, where the file has
+them, the extrinsics: the world->camera rotation R and translation t (OpenCV convention,
+metres), which put the markers in the calibration's world frame (stages/levelling.py).
 """
 
 from __future__ import annotations
@@ -16,20 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 # Per-axis scales that differ by less than this are one resize: codecs pad 1080 lines to
 # 1088, so a calibration of the sensor's 1088 x 1920 fits a 1080 x 1920 video.
 ASPECT_TOLERANCE = 0.01
+UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-10)
 
 
 @dataclass
 class Intrinsics:
-    """One calibrated camera: K (3 x 3, px), the image size it holds for and distortion."""
+    """One calibrated camera: K (3 x 3, px), the image size it holds for, distortion and,
+    where the file has them, the extrinsics (world -> camera: x_cam = R @ x_world + t)."""
 
     K: np.ndarray
     size: tuple[int, int]  # (width, height) in pixels
-    dist: np.ndarray  # OpenCV order (k1, k2, p1, p2): kept for reference, not applied
+    dist: np.ndarray  # OpenCV order (k1, k2, p1, p2[, k3])
+    R: np.ndarray | None = None  # (3, 3) world -> camera rotation
+    t: np.ndarray | None = None  # (3,) world -> camera translation, metres
 
 
 def focal_length_px(image_size: tuple[int, int], fov_deg: float) -> float:
@@ -45,7 +52,7 @@ def camera_matrix(
     A calibration made at another resolution of the same aspect ratio is scaled by the
     ratio of the longer sides (so codec padding of the shorter side leaves K unchanged).
     A rotated frame or another aspect ratio is refused: K cannot be trusted for it.
-    Distortion is not applied (module docstring).
+    Distortion does not scale: it acts on normalised coordinates (``undistort``).
     """
     w, h = image_size
     if calibration is None:
@@ -66,7 +73,7 @@ def camera_matrix(
 
 
 def read_calibration(path: Path, camera: str | None) -> Intrinsics:
-    """One camera's intrinsics from a Pose2Sim ``.toml`` or Qualisys ``.qca.txt`` file.
+    """One camera's calibration from a Pose2Sim ``.toml`` or Qualisys ``.qca.txt`` file.
 
     ``camera`` is a TOML table name or its ``name``, or a qca camera ``serial``; None
     picks the only camera of a one-camera file. Every problem is a one-line ValueError.
@@ -132,7 +139,11 @@ def _toml_intrinsics(table: Mapping[str, Any]) -> Intrinsics:
         raise ValueError("matrix is not a 3 x 3 camera matrix")
     if width <= 0 or height <= 0:
         raise ValueError("size is not positive")
-    return Intrinsics(K, (width, height), dist)
+    R = t = None
+    if "rotation" in table and "translation" in table:  # Rodrigues vector, metres
+        R = cv2.Rodrigues(np.array(table["rotation"], float).reshape(3, 1))[0]
+        t = np.array(table["translation"], float).reshape(3)
+    return Intrinsics(K, (width, height), dist, R, t)
 
 
 def _qca_cameras(path: Path) -> list[tuple[tuple[str, ...], ET.Element]]:
@@ -150,7 +161,7 @@ def qca_camera_elements(root: ET.Element) -> list[ET.Element]:
 
 
 def qca_intrinsics(cam: ET.Element, dist_scale: float = 1 / 64) -> Intrinsics:
-    """Intrinsics of one qca ``<camera>``, following Pose2Sim's calib_qca_fun conventions.
+    """Intrinsics and extrinsics of one qca ``<camera>``, as Pose2Sim's calib_qca_fun reads them.
 
     Focal lengths and centre are stored in 1/64 px of the sensor and the centre is offset
     by the video window's left/top; Pose2Sim also divides distortion by 64 (``dist_scale``).
@@ -166,7 +177,37 @@ def qca_intrinsics(cam: ET.Element, dist_scale: float = 1 / 64) -> Intrinsics:
     keys = ("radialDistortion1", "radialDistortion2", "tangentalDistortion1",
             "tangentalDistortion2")  # fmt: skip
     dist = np.array([float(it.get(k)) for k in keys]) * dist_scale
-    return Intrinsics(K, size, dist)
+    R, t = qca_extrinsics(cam)
+    return Intrinsics(K, size, dist, R, t)
+
+
+def qca_extrinsics(cam: ET.Element) -> tuple[np.ndarray, np.ndarray]:
+    """World -> camera R, t (m) of one qca ``<camera>``, as Pose2Sim's calib_qca_fun reads it.
+
+    The ``<transform>`` holds the camera's orientation matrix and its position (mm) in the
+    world; Qualisys' camera looks along its -z, so Pose2Sim turns it by pi about x.
+    """
+    tr = cam.find("transform")
+    if tr is None:
+        raise KeyError("transform")
+    M = np.array([[float(tr.get(f"r{i}{j}")) for j in (1, 2, 3)] for i in (1, 2, 3)])
+    position = np.array([float(tr.get(k)) for k in "xyz"]) / 1000
+    R = np.diag([1.0, -1.0, -1.0]) @ M
+    return R, -R @ position
+
+
+def undistort(xy: np.ndarray, K: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """(N, 2) distorted pixels -> the pixels an ideal pinhole of the same K would see.
+
+    NaN rows (missing keypoints) stay NaN. More iterations than cv2.undistortPoints' five,
+    which leave 0.4 px near the border of a strongly distorted lens.
+    """
+    out = np.full_like(xy, np.nan, dtype=float)
+    ok = np.isfinite(xy).all(axis=1)
+    if ok.any():
+        pts = np.ascontiguousarray(xy[ok], dtype=float).reshape(-1, 1, 2)
+        out[ok] = cv2.undistortPointsIter(pts, K, dist, None, K, UNDISTORT_CRITERIA).reshape(-1, 2)
+    return out
 
 
 def calibration_from_config(config: Mapping[str, Any]) -> Intrinsics | None:
@@ -177,7 +218,9 @@ def calibration_from_config(config: Mapping[str, Any]) -> Intrinsics | None:
 
 
 class CameraMatrices:
-    """K per image size for one pipeline's camera: read the calibration once, cache K."""
+    """K per image size for one pipeline's camera: read the calibration once, cache K.
+
+    ``calibration`` (None without one) also gives the stages its distortion and pose."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.fov_deg = float(config.get("markers", {}).get("fov_deg", 60.0))

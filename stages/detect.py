@@ -16,6 +16,12 @@ frame has no person. Only after ``lock_timeout_s`` without the locked person may
 one be locked: that frame carries ``meta["track_reset"] = True`` so stateful stages start
 afresh (``core.stage.Stage``). ``meta["person_lock"]`` says what happened in each frame
 (``LOCK_STATES``) and ``meta["person_switches"]`` counts the new locks of the source.
+
+With a calibration that has lens distortion (``[camera] calibration``), the 2D landmarks
+are undistorted (core/intrinsics.py ``undistort``) before they leave this stage: every
+later stage and the raw-landmarks CSV see the pixels of an ideal pinhole of the same K.
+During the first ``[camera] level_s`` seconds without a calibrated pose, sampled frames
+also carry ``data["scene_segments"]`` (stages/scene_lines.py) for levelling.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ import cv2
 import numpy as np
 from mediapipe.python.solutions import pose as mp_pose
 
+from core.intrinsics import CameraMatrices, undistort
 from core.packet import Packet
 from core.stage import Stage
 from stages.person_lock import Body, LockSettings, PersonLock
+from stages.scene_lines import LINE_INTERVAL_S, scene_segments
 
 N_LANDMARKS = 33
 LOCK_STATES = {
@@ -79,6 +87,7 @@ class MediaPipeDetector(Stage):
         self._spare: Any = None
         self._lock_settings: LockSettings | None = None
         self._locks: dict[str, PersonLock] = {}
+        self._lines: dict[str, tuple[float, float]] = {}  # per source: first, next sample (s)
 
     def setup(self, config: Mapping[str, Any]) -> None:
         detect = config.get("detect", {})
@@ -95,6 +104,11 @@ class MediaPipeDetector(Stage):
             self.preview_quality = int(detect.get("preview_quality", 70))
         if detect["person_lock"]:
             self._lock_settings = LockSettings.from_config(detect)
+        self.camera = CameraMatrices(config)
+        calibration = self.camera.calibration
+        self.undistort = calibration is not None and bool(np.any(calibration.dist != 0))
+        posed = calibration is not None and calibration.R is not None
+        self.line_seconds = 0.0 if posed else float(config["camera"]["level_s"])
         self._spare = self._new_tracker()  # load the model now, not on the first frame
 
     def _new_tracker(self) -> Any:
@@ -116,6 +130,10 @@ class MediaPipeDetector(Stage):
         found = landmarks_of(self._tracker(packet.source_id).process(rgb), width, height)
         if self._lock_settings is not None:
             found = self._hold(packet, rgb, found)
+        if found and self.undistort:
+            K = self.camera(packet.image_size)
+            found = found._replace(xy=undistort(found.xy, K, self.camera.calibration.dist))
+        self._sample_lines(packet, found)
         packet.data["landmarks_2d"] = found.xy if found else np.full((N_LANDMARKS, 2), np.nan)
         packet.data["landmarks_z"] = found.z if found else np.full(N_LANDMARKS, np.nan)
         packet.data["visibility"] = found.visibility if found else np.zeros(N_LANDMARKS)
@@ -127,6 +145,23 @@ class MediaPipeDetector(Stage):
             packet.meta["preview_size"] = size
         packet.image = None  # no stage after detection needs pixels
         return packet
+
+    def _sample_lines(self, packet: Packet, found: Landmarks | None) -> None:
+        """Scene segments of one frame per ``LINE_INTERVAL_S`` in the levelling seconds."""
+        if self.line_seconds <= 0:
+            return
+        time_s = packet.media_time_s
+        if packet.meta.get("track_reset", False):
+            self._lines.pop(packet.source_id, None)  # levelling starts afresh too
+        first, due = self._lines.setdefault(packet.source_id, (time_s, time_s))
+        if time_s < due or time_s - first > self.line_seconds:
+            return
+        self._lines[packet.source_id] = (first, time_s + LINE_INTERVAL_S)
+        segments = scene_segments(packet.image, found.xy if found else None)
+        if self.undistort and len(segments):
+            K, dist = self.camera(packet.image_size), self.camera.calibration.dist
+            segments = undistort(segments.reshape(-1, 2), K, dist).reshape(-1, 4)
+        packet.data["scene_segments"] = segments
 
     def _hold(self, packet: Packet, rgb: np.ndarray, found: Landmarks | None) -> Landmarks | None:
         """Keep ``found`` only if it is the locked person (policy in the module docstring)."""
@@ -177,6 +212,7 @@ class MediaPipeDetector(Stage):
         ids = list(self._trackers) if source_id is None else [source_id]
         for sid in ids:
             self._locks.pop(sid, None)
+            self._lines.pop(sid, None)
             tracker = self._trackers.pop(sid, None)
             if tracker is not None:
                 tracker.close()

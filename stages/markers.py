@@ -17,14 +17,16 @@ Steps per frame:
    (``fov_deg`` across the longer image side, or the ``[camera] calibration`` file's K:
    core/intrinsics.py) by the translation that best reprojects it onto the 2D landmarks
    (linear least squares, visibility-weighted).
-5. Camera frame (x right, y down, z forward) -> lab frame (X right, Y up, Z toward the
-   camera): a 180 degree turn about X, right-handed as OpenSim expects. Y is vertical when
-   the camera is level.
+5. Camera frame (x right, y down, z forward) -> lab frame (Y up, floor at Y = 0,
+   right-handed as OpenSim expects): the calibration's world where it has extrinsics,
+   else levelled from the video or ``[camera] pitch``/``roll`` (stages/levelling.py).
+   ``data["camera_to_lab"]`` (3 x 4) holds the transform used: lab = M[:, :3] @ cam + M[:, 3].
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +38,7 @@ from core.landmarks import LANDMARK
 from core.marker_sets import MARKERS_21
 from core.packet import Packet
 from core.stage import Stage
+from stages.levelling import Levelling
 
 # Left/right markers, proximal to distal, and the parent each limb segment hangs from.
 MIRROR_ORDER = ("Shoulder", "Hip", "Elbow", "Knee", "Wrist", "Ankle", "Heel", "BigToe", "SmallToe")
@@ -44,7 +47,6 @@ SEGMENT_PARENT = {
     "Heel": "Ankle", "BigToe": "Ankle", "SmallToe": "Ankle",
 }  # fmt: skip
 IDX = {name: i for i, name in enumerate(MARKERS_21)}
-CAMERA_TO_LAB = np.diag([1.0, -1.0, -1.0])
 SMALL_TOE_BACK = 0.10  # fraction of heel->big-toe length behind the big toe
 SMALL_TOE_LATERAL = 0.25  # fraction of heel->big-toe length lateral of the big toe
 # MediaPipe's world landmarks are drawn at about this standing height (m): the scale to use
@@ -153,6 +155,7 @@ def root_translation(
 
 @dataclass
 class _SourceState:
+    level: Levelling
     heights: list[float] = field(default_factory=list)  # sorted, for the running median
     last_relative: np.ndarray = field(default_factory=lambda: np.full((21, 3), np.nan))
 
@@ -172,18 +175,36 @@ class MarkerBuilder(Stage):
         self.force_complete = bool(markers.get("force_complete", False))
         self.estimate_missing = bool(markers.get("estimate_missing", False)) or self.force_complete
         self.camera = CameraMatrices(config)
+        camera = config["camera"]
+        pitch, roll = (math.nan if camera[k] == "" else float(camera[k]) for k in ("pitch", "roll"))
+        self.level_settings = (pitch, roll, float(camera["level_s"]))
 
     def process(self, packet: Packet) -> Packet:
-        state = self._state.setdefault(packet.source_id, _SourceState())
+        state = self._state.get(packet.source_id)
+        if state is None:
+            level = Levelling(self.camera.calibration, *self.level_settings)
+            state = self._state[packet.source_id] = _SourceState(level)
         markers = np.full((21, 3), np.nan)
         estimated = np.zeros(21, bool)
+        image = None
         if packet.meta.get("person", False):
-            markers, estimated = self._markers(packet, state)
-        packet.data["markers_21"] = markers
+            markers, image, estimated = self._markers(packet, state)
+        frame = state.level.update(
+            markers if image is not None else None,
+            image,
+            packet.data.get("scene_segments"),
+            self.camera(packet.image_size),
+            packet.media_time_s,
+        )
+        packet.data["markers_21"] = frame.apply(markers)
+        packet.data["camera_to_lab"] = frame.matrix()
         packet.data["markers_21_estimated"] = estimated
         return packet
 
-    def _markers(self, packet: Packet, state: _SourceState) -> tuple[np.ndarray, np.ndarray]:
+    def _markers(
+        self, packet: Packet, state: _SourceState
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Camera-frame markers (21, 3), their pixels (21, 2) and which are estimated."""
         world = packet.data["world_3d"]
         vis = packet.data["visibility"]
         m = np.full((21, 3), np.nan)
@@ -226,7 +247,7 @@ class MarkerBuilder(Stage):
         t = root_translation(reference, image, weights, self.camera(packet.image_size))
         packet.meta["scale"] = scale
         packet.data["root_camera"] = t
-        return (m + t) @ CAMERA_TO_LAB.T, estimated
+        return m + t, image, estimated
 
     def _update_scale(self, state: _SourceState, m: np.ndarray, vis21: np.ndarray) -> float:
         """Running-median height estimate over usable frames -> metric scale factor."""

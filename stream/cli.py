@@ -7,6 +7,7 @@ keys the same way and report bad values the same way: one ``error:`` line.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -57,10 +58,23 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
         "--calibration",
         type=Path,
         metavar="FILE",
-        help="camera intrinsics from a Pose2Sim .toml or Qualisys .qca.txt (replaces --fov)",
+        help="camera intrinsics, distortion and pose from a Pose2Sim .toml or Qualisys .qca.txt"
+        " (replaces --fov; a pose gives the lab frame)",
     )
     p.add_argument(
         "--calibration-camera", metavar="NAME", help="which camera of a multi-camera --calibration"
+    )
+    p.add_argument(
+        "--camera-pitch",
+        type=float,
+        metavar="DEG",
+        help="the camera's downward tilt (default: estimated from the video)",
+    )
+    p.add_argument(
+        "--camera-roll",
+        type=float,
+        metavar="DEG",
+        help="the true vertical's lean to the image's right (default: estimated from the video)",
     )
     p.add_argument(
         "--lift",
@@ -88,6 +102,8 @@ FLAGS = {
     "lift.model": "--pof-model",
     "camera.calibration": "--calibration",
     "camera.camera": "--calibration-camera",
+    "camera.pitch": "--camera-pitch",
+    "camera.roll": "--camera-roll",
     "angles.compute_all": "--compute-all-joint-angles",
     "angles.plot_all": "--plot-all-joint-angles",
     "output.dir": "--output",
@@ -133,9 +149,15 @@ def check_calibration(camera: dict[str, Any]) -> None:
         return
     camera["calibration"] = str(Path(camera["calibration"]).resolve())
     try:
-        read_calibration(Path(camera["calibration"]), camera.get("camera") or None)
+        calibration = read_calibration(Path(camera["calibration"]), camera.get("camera") or None)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    given = [k for k in ("pitch", "roll") if camera[k] != "" and not math.isnan(camera[k])]
+    if calibration.R is not None and given:
+        raise ConfigError(
+            "--camera-pitch/--camera-roll contradict the pose in --calibration: leave them "
+            "out (the calibration gives the vertical)"
+        )
 
 
 def check_public_endpoints(config: dict[str, Any], insecure: bool) -> list[str]:

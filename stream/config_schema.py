@@ -56,15 +56,19 @@ class Number:
     high: float
     unit: str = ""
     above: bool = False
+    unset: str = ""  # what "" or nan mean where allowed ("estimated ..."); "": not allowed
 
     def accepts(self, value: Any) -> bool:
+        if self.unset and (value == "" or (_is_number(value) and math.isnan(value))):
+            return True
         if not _is_number(value) or not math.isfinite(value):
             return False
         return (value > self.low if self.above else value >= self.low) and value <= self.high
 
     def allowed(self) -> str:
         low = f"above {self.low:g} and at most" if self.above else f"between {self.low:g} and"
-        return f"{low} {self.high:g} {self.unit}".rstrip()
+        either = f', or "" ({self.unset})' if self.unset else ""
+        return f"{low} {self.high:g} {self.unit}".rstrip() + either
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "force_complete": Flag(),
         "fov_deg": Number(10.0, 170.0, "deg"),
     },
-    "camera": {"calibration": Text(), "camera": Text()},
+    "camera": {
+        "calibration": Text(),
+        "camera": Text(),
+        "pitch": Number(-90.0, 90.0, "deg", unset="estimated from the video"),
+        "roll": Number(-180.0, 180.0, "deg", unset="estimated from the video"),
+        "level_s": Number(0.0, 3600.0, "s"),
+    },
     "augment": {"max_gap_frames": Integer(0, None, "frames")},
     "angles": {"compute_all": Flag(), "plot_all": Flag()},
     "output": {"dir": NONEMPTY},

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.demo_data import demo_calibration
 from stream.config import DEFAULT_CONFIG, ConfigError, load_config
 from stream.config_schema import OPTIONAL, SCHEMA, installed_pose_models
 from tests.data import REPO
@@ -70,6 +71,8 @@ def test_a_partial_file_is_merged_over_the_defaults(tmp_path: Path) -> None:
         ("[subjet]\nheight = 1.8\n", ["unknown section [subjet]", "did you mean [subject]"]),
         ("subject = 3\n", ["[subject]", "must be a table", "got 3"]),
         ("[subject\n", ["not valid TOML", "line 1"]),
+        ("[camera]\npitch = 95.0\n", ["[camera] pitch", "95", '"" (estimated from the video)']),
+        ("[camera]\nroll = 'left'\n", ["[camera] roll", "'left'", "between -180 and 180"]),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(
@@ -83,6 +86,13 @@ def test_bad_values_name_key_value_and_what_is_allowed(
     assert "\n" not in message and str(path) in message
     for word in words:
         assert word in message, message
+
+
+@pytest.mark.parametrize("value", ['""', "nan", "-12.5"])
+def test_camera_pitch_is_a_number_or_estimated(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "level.toml"
+    path.write_text(f"[camera]\npitch = {value}\nroll = {value}\n")
+    assert str(load_config(path)["camera"]["pitch"]) == str(tomllib.loads(f"v = {value}")["v"])
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], words: list[str]) -> None:
@@ -126,6 +136,19 @@ def test_run_offline_rejects_a_bad_config_file(
         ("[live]\nqueue = 'two'\n", [], ["[live] queue", "'two'"]),
         ("[detect]\nmodel_complexity = 7\n", [], ["model_complexity", "got 7"]),
         ("", ["--height", "-1"], ["--height", "-1.0", "between 0.5 and 2.6 m"]),
+        ("", ["--camera-pitch", "91"], ["--camera-pitch", "91.0", "between -90 and 90 deg"]),
+        (
+            "",
+            [
+                "--camera-roll",
+                "5",
+                "--calibration",
+                str(demo_calibration()),
+                "--calibration-camera",
+                "cam01",
+            ],
+            ["--camera-pitch/--camera-roll contradict the pose in --calibration"],
+        ),  # fmt: skip
         ("", ["--publish", "udp://0.0.0.0:1"], ["--publish", "'udp://0.0.0.0:1'", "endpoint"]),
     ],
 )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from core.intrinsics import Intrinsics, camera_matrix, read_calibration
+from core.intrinsics import Intrinsics, camera_matrix, read_calibration, undistort
 from models.training.multiview import demo_cameras
 from stages.markers import root_translation
 from tests.test_offline_cli import assert_clean_failure, run_offline
@@ -45,12 +46,40 @@ def test_qca_gives_the_demo_cameras_intrinsics() -> None:
     assert intr.size == (1088, 1920)
 
 
+def test_qca_gives_the_demo_cameras_pose() -> None:
+    """The extrinsics put the demo's triangulated world on every camera's 2D detections:
+    a world point projected with core's R, t lands where OpenCV's projection puts it."""
+    calib = read_calibration(DEMO_QCA, "cam02")
+    centre = -calib.R.T @ calib.t
+    np.testing.assert_allclose(calib.R @ calib.R.T, np.eye(3), atol=1e-6)
+    assert 1.5 < centre[2] < 2.5  # the camera hangs about 1.7 m above the lab floor (Z up)
+    world = np.array([[0.0, 0.0, 0.0], [0.3, -0.2, 1.0]])
+    cam = world @ calib.R.T + calib.t
+    uv, _ = cv2.projectPoints(world, cv2.Rodrigues(calib.R)[0], calib.t, calib.K, None)
+    np.testing.assert_allclose(cam[:, :2] / cam[:, 2:] @ calib.K[:2, :2].T + calib.K[:2, 2],
+                               uv.reshape(-1, 2), atol=1e-6)  # fmt: skip
+
+
+def test_undistort_inverts_the_lens() -> None:
+    K = np.array([[1000.0, 0.0, 540.0], [0.0, 1000.0, 960.0], [0.0, 0.0, 1.0]])
+    dist = np.array([-0.05, 0.14, 0.0006, 0.0007])
+    ideal = np.array([[100.0, 200.0], [540.0, 960.0], [np.nan, np.nan], [1000.0, 1800.0]])
+    rays = np.c_[(ideal - K[:2, 2]) / 1000.0, np.ones(4)]
+    seen, _ = cv2.projectPoints(np.nan_to_num(rays), np.zeros(3), np.zeros(3), K, dist)
+    seen = seen.reshape(-1, 2)
+    seen[2] = np.nan
+    assert np.nanmax(np.abs(seen - ideal)) > 5.0  # the lens moves the border points
+    np.testing.assert_allclose(undistort(seen, K, dist), ideal, atol=0.05)
+
+
 def test_pose2sim_toml_round_trips(tmp_path: Path) -> None:
     path = write_pose2sim_toml(tmp_path / "Calib_board.toml", {"cam_01": K1, "cam_02": 2 * K1})
     by_name = read_calibration(path, "cam01")
     np.testing.assert_array_equal(by_name.K, K1)
     assert by_name.size == (1088, 1920)
     np.testing.assert_array_equal(by_name.dist, [-0.05, 0.14, 0.0006, 0.0007])
+    np.testing.assert_allclose(cv2.Rodrigues(by_name.R)[0].ravel(), [1.2, -0.3, 0.4])
+    np.testing.assert_array_equal(by_name.t, [0.5, 1.1, 3.2])
     np.testing.assert_array_equal(read_calibration(path, "cam_02").K[:2], 2 * K1[:2])
     single = write_pose2sim_toml(tmp_path / "Calib_one.toml", {"cam_01": K1})
     np.testing.assert_array_equal(read_calibration(single, None).K, K1)

@@ -14,13 +14,18 @@ from typing import Any
 from core.marker_sets import MARKERS_64
 
 # 1.1: pose.status source, reconnects, person_switches; restarts may name capture
-# 1.2: pose.markers swap_repaired (left/right label swaps undone by stages/swap_repair.py);
-#      pose.angles NaN also where a value is outside its anatomical range (core/joint_limits.py)
+# 1.2: levelled lab frame: Y is the true vertical and the floor is Y = 0 (the calibration's
+#      world with extrinsics, else origin on the floor below the camera), no longer the
+#      camera's up with the origin at the camera; pose.markers swap_repaired (left/right
+#      label swaps undone by stages/swap_repair.py); pose.angles NaN also where a value is
+#      outside its anatomical range (core/joint_limits.py)
 API_VERSION = "1.2"
 
 COORDINATES = (
-    "metres, right-handed, Y up; X = image right, Z = toward the camera; "
-    "origin at the camera (level camera assumed for 'up')"
+    "metres, right-handed, Y up (true vertical), floor at Y = 0; with a calibration that "
+    "has extrinsics: its world frame turned to Y up (lab X = world X, Y = world Z, Z = "
+    "-world Y); else origin on the floor below the camera, X = the camera's right projected "
+    "on the floor, Z = X x Y (toward the camera)"
 )
 
 MARKERS, ANGLES, PREVIEW, STATUS = "pose.markers", "pose.angles", "pose.preview", "pose.status"

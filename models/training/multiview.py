@@ -49,13 +49,9 @@ class Camera:
 def read_qca(path: Path, dist_scale: float) -> list[Camera]:
     """Qualisys .qca.txt -> cameras, following Pose2Sim's calib_qca_fun conventions."""
     cams = []
-    flip = np.diag([1.0, -1.0, -1.0])  # Pose2Sim's pi turn about the camera x axis
     for cam in qca_camera_elements(ET.parse(path).getroot()):
-        intr, tr = qca_intrinsics(cam, dist_scale), cam.find("transform")
-        M = np.array([[float(tr.get(f"r{i}{j}")) for j in (1, 2, 3)] for i in (1, 2, 3)])
-        pos = np.array([float(tr.get(k)) for k in "xyz"]) / 1000
-        R = flip @ M
-        cams.append(Camera(R, -R @ pos, intr.K, intr.dist, intr.size))
+        intr = qca_intrinsics(cam, dist_scale)
+        cams.append(Camera(intr.R, intr.t, intr.K, intr.dist, intr.size))
     return cams
 
 
