@@ -62,6 +62,15 @@ def test_a_tilted_lab_frame_gives_its_tilt_as_vertical_error(truth, tilt: float)
     assert figures["limb_deg"] < 1e-4  # the tilt is the frame's, not the pose's
 
 
+def test_a_reported_output_up_is_measured_directly(truth) -> None:
+    """The pipeline's own camera -> lab transform gives the vertical error frame by frame,
+    whatever the pose's errors: half the frames 10 deg off, half exact -> 5 deg."""
+    lean = rotation([1.0, 0, 0], 10.0) @ Z_UP
+    output_up = np.where(np.arange(len(truth))[:, None] % 2 == 0, lean, Z_UP)
+    clip = Clip.of(as_output(truth, 30.0), truth, Z_UP, output_up)
+    assert clip.figures()["vertical_deg"] == pytest.approx(5.0, abs=1e-6)
+
+
 def test_vertical_error_of_a_known_rotation() -> None:
     assert vertical_error(np.eye(3), Z_UP) == pytest.approx(90.0)
     assert vertical_error(Y_UP_TO_Z_UP, Z_UP) == pytest.approx(0.0, abs=1e-9)
@@ -149,12 +158,12 @@ def test_the_reference_outvotes_a_view_with_left_and_right_exchanged(truth) -> N
 
 
 def test_an_unknown_variant_key_stops_the_run_in_one_line(monkeypatch, capsys) -> None:
-    monkeypatch.setitem(measure_accuracy.VARIANTS, "future", {"swap_repair.enabled": True})
+    monkeypatch.setitem(measure_accuracy.VARIANTS, "future", {"no_such_stage.enabled": True})
     code = measure_accuracy.main(["--demo", "Demo_MultiPerson", "--variants", "future",
                                   "--verbose"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2
-    assert err.count("\n") == 1 and err.startswith("error: unknown section [swap_repair]")
+    assert err.count("\n") == 1 and err.startswith("error: unknown section [no_such_stage]")
     assert "variant 'future'" in err
 
 

@@ -3,8 +3,11 @@
 The pipeline's output lives in its own lab frame (Y up only as far as the camera is level,
 heading arbitrary), the reference in the calibration's world frame. So every orientation
 figure is taken after ONE rotation per clip (``kabsch`` of all the clip's
-limb directions onto the reference's), which removes the heading but not a per-frame error;
-the vertical error is then where that rotation carries the output's Y axis. Joint flexion
+limb directions onto the reference's), which removes the heading but not a per-frame error.
+The vertical error is the angle between the output's Y axis, carried into the world by the
+transform the pipeline reports (its camera -> lab matrix and the camera's calibrated pose),
+and the true up; without that transform, where the clip rotation carries the Y axis (which
+then also holds the pose's own errors). Joint flexion
 angles need no rotation. Joints are (T, 17, 3) in ``models.skeleton.JOINTS`` order, NaN
 where missing. Used by ``measure_accuracy.py``.
 """
@@ -115,9 +118,16 @@ class Clip:
     flex_diff: dict[str, np.ndarray]  # name -> (T, 2) output minus reference angle, degrees
     swaps: dict[str, np.ndarray]  # swap_flags with the whole clip's rotation
     world_up: np.ndarray
+    output_up: np.ndarray | None  # (T, 3) the output's Y axis in the world, when known
 
     @classmethod
-    def of(cls, out_joints: np.ndarray, true_joints: np.ndarray, world_up: np.ndarray) -> Clip:
+    def of(
+        cls,
+        out_joints: np.ndarray,
+        true_joints: np.ndarray,
+        world_up: np.ndarray,
+        output_up: np.ndarray | None = None,
+    ) -> Clip:
         out_units, true_units = limb_units(out_joints), limb_units(true_joints)
         R = kabsch(out_units, true_units)
         return cls(
@@ -126,6 +136,7 @@ class Clip:
             {n: flexion(out_joints, n) - flexion(true_joints, n) for n in FLEXIONS},
             swap_flags(out_joints, true_units, R),
             np.asarray(world_up, float),
+            output_up,
         )
 
     def __len__(self) -> int:
@@ -140,7 +151,12 @@ class Clip:
         }
         for name, diff in self.flex_diff.items():
             out[f"{name}_rmse_deg"] = float(np.sqrt(np.nanmean(diff[idx] ** 2)))
-        out["vertical_deg"] = vertical_error(R, self.world_up)
+        if self.output_up is None:
+            out["vertical_deg"] = vertical_error(R, self.world_up)
+        else:
+            out["vertical_deg"] = float(
+                np.mean(angle_deg(unit(self.output_up[idx]), unit(self.world_up)))
+            )
         for part, flags in self.swaps.items():
             out[f"swap_{part}_pct"] = 100.0 * float(flags[idx].mean())
         return out

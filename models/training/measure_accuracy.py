@@ -65,11 +65,15 @@ from stream.pipeline import build_stages, load_stage_class, run_inline
 # (swap repair, levelling, fit, fit + prior) as its keys land; every variant names the
 # state of every component it depends on, so a changed default in config.toml never
 # changes what a variant means. A key the schema does not know stops the run.
+# Levelling: a level camera assumed (pitch = roll = 0), or the vertical estimated ("").
+_LEVEL = {"camera.pitch": 0.0, "camera.roll": 0.0}
+_ESTIMATED = {"camera.pitch": "", "camera.roll": ""}
 VARIANTS: dict[str, dict[str, Any]] = {
     # MediaPipe's world landmarks through the same marker stage
-    "mediapipe": {"lift.method": "mediapipe", "swap_repair.enabled": False},
-    "lifter": {"lift.method": "pof", "swap_repair.enabled": False},  # the learned lift alone
-    "swap_repair": {"lift.method": "pof", "swap_repair.enabled": True},
+    "mediapipe": {"lift.method": "mediapipe", "swap_repair.enabled": False, **_LEVEL},
+    "lifter": {"lift.method": "pof", "swap_repair.enabled": False, **_LEVEL},  # the lift alone
+    "swap_repair": {"lift.method": "pof", "swap_repair.enabled": True, **_LEVEL},
+    "levelling": {"lift.method": "pof", "swap_repair.enabled": True, **_ESTIMATED},
 }
 
 WORLD_UP = np.array([0.0, 0.0, 1.0])  # the demos' Qualisys world is Z up (checked per run)
@@ -163,9 +167,9 @@ def detected_packets(config: Mapping[str, Any], video: Path, cache: Path | None)
 
 
 def save_packets(path: Path, packets: list[Packet]) -> None:
-    """Packets (same data keys and shapes in each) -> one .npz, written whole or not at all."""
-    keys = sorted(packets[0].data)
-    arrays = {f"data_{k}": np.stack([p.data[k] for p in packets]) for k in keys}
+    """Packets -> one .npz (each packet's arrays under its own keys: some, like the scene
+    lines of the levelling frames, exist in a few packets only), written whole or not at all."""
+    arrays = {f"{i}/{k}": v for i, p in enumerate(packets) for k, v in p.data.items()}
     head = [[p.source_id, p.frame_index, p.media_time_s, list(p.image_size), p.meta]
             for p in packets]  # fmt: skip
     tmp = path.with_suffix(".tmp.npz")
@@ -177,9 +181,13 @@ def load_packets(path: Path) -> list[Packet]:
     """The packets ``save_packets`` wrote."""
     with np.load(path) as f:
         head = json.loads(str(f["head"]))
-        data = {k.removeprefix("data_"): f[k] for k in f.files if k.startswith("data_")}
+        data: list[dict[str, np.ndarray]] = [{} for _ in head]
+        for name in f.files:
+            if name != "head":
+                i, key = name.split("/", 1)
+                data[int(i)][key] = f[name]
     return [
-        Packet(sid, index, 0, t, tuple(size), None, {k: v[i] for k, v in data.items()}, meta)
+        Packet(sid, index, 0, t, tuple(size), None, data[i], meta)
         for i, (sid, index, t, size, meta) in enumerate(head)
     ]
 
@@ -321,7 +329,9 @@ def camera_clip(
     check_world_up(truth)
     by_frame = {p.frame_index: p for p in packets}
     out = np.array([by_frame[f].data["markers_21"][OUTPUT_JOINTS] for f in frames])
-    clip = Clip.of(out, truth, WORLD_UP)
+    # The lab's Y axis in the camera frame is row 1 of the camera -> lab rotation.
+    up_camera = np.array([by_frame[f].data["camera_to_lab"][1, :3] for f in frames])
+    clip = Clip.of(out, truth, WORLD_UP, up_camera @ cams[c].R)
     info["swap_frames"][camera] = {
         part: [f for f, s in zip(frames, clip.swaps[part], strict=True) if s]
         for part in LIMB_GROUPS
