@@ -13,6 +13,7 @@ remote host can reach are required.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 
 from stream.config import ConfigError
 from stream.pipeline import load_stage_class
+
+IPC_PATH_MAX = 107  # bytes of a Unix socket path (sun_path, 108 with its NUL) on Linux
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,15 @@ def plan_graph(config: Mapping[str, Any], run_dir: Path) -> Graph:
     live = config["live"]
     specs = list(config["pipeline"]["stages"])
     transport = live["transport"]
-    if transport == "ipc":
-        inputs = [f"ipc://{run_dir}/{i}-{name}.sock" for i, name in enumerate(names)]
+    if transport == "ipc":  # short names: a socket path holds at most IPC_PATH_MAX bytes
+        inputs = [f"ipc://{run_dir}/{i}.sock" for i in range(len(names))]
         inputs.append(f"ipc://{run_dir}/sink.sock")
+        longest = max(len(os.fsencode(e.removeprefix("ipc://"))) for e in inputs)
+        if longest > IPC_PATH_MAX:
+            raise ConfigError(
+                f"the temporary folder's path is too long for ipc sockets ({run_dir}): set "
+                'TMPDIR to a shorter folder or use [live] transport = "tcp"'
+            )
     elif transport == "tcp":
         host, base = live["tcp_host"], int(live["tcp_base_port"])
         inputs = [f"tcp://{host}:{base + i}" for i in range(len(names) + 1)]

@@ -32,6 +32,7 @@ from typing import Any
 
 import zmq
 
+from stream.config import ConfigError
 from stream.graph import Graph, StageNode, check_graph, plan_graph
 from stream.lifeline import EXIT_REPORTED, Lifeline
 from stream.pipeline import load_process
@@ -88,7 +89,11 @@ class Supervisor:
         check_graph(self.config)  # a bad config fails before anything exists
         self._entries = {role: load_process(self.config, role) for role in PROCESS_ROLES}
         self._run_dir = make_run_dir()
-        self.graph: Graph = plan_graph(self.config, self._run_dir)
+        try:
+            self.graph: Graph = plan_graph(self.config, self._run_dir)
+        except ConfigError:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            raise
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(preload_modules(self.config))
         self._lifeline = Lifeline(self._ctx)

@@ -127,13 +127,15 @@ def assert_coverage(angles: np.ndarray, camera: str, what: str, columns: set[str
 
 
 # Known failures of the MediaPipe lift: a foot pointing away from the camera gets its depth
-# wrong and is tipped down beyond the anatomical range of plantarflexion (cam04 left ankle:
-# -99 deg at p5), which the angle stage reports as NaN (docs/joint_angles.md): 21 frames of
-# 100 on cam04, 15 of the right ankle on cam02; the POF lift gets both right. Kept as a
-# strict xfail below so the day MediaPipe's lift fixes them, the test says so.
+# wrong and is tipped down (or twisted) beyond the anatomical range of the ankle, which the
+# angle stage reports as NaN (docs/joint_angles.md): on cam04 the left ankle's flexion in 21
+# frames of 100 and its rotation in 27, on cam02 the left ankle's flexion in 18 (the right
+# one's before the swap repair put cam02's labels right); the POF lift gets them right.
+# Kept as a strict xfail below so the day MediaPipe's lift fixes them, the test says so.
 KNOWN_LIFT_FAILURES = {
     ("mediapipe", "cam04", "ankle_l_flex_deg"),
-    ("mediapipe", "cam02", "ankle_r_flex_deg"),
+    ("mediapipe", "cam04", "ankle_l_rot_deg"),
+    ("mediapipe", "cam02", "ankle_l_flex_deg"),
 }
 
 
@@ -157,4 +159,5 @@ def test_flexion_ranges_physiological(demo_angles: Any, lift: str, camera: str) 
 @pytest.mark.parametrize(("lift", "camera", "column"), sorted(KNOWN_LIFT_FAILURES))
 def test_known_lift_failures(demo_angles: Any, lift: str, camera: str, column: str) -> None:
     assert_coverage(demo_angles(lift)[camera], camera, column, {column})
-    assert_flexion_in_range(demo_angles(lift)[camera], camera, column)
+    if column in FLEXION_RANGES:
+        assert_flexion_in_range(demo_angles(lift)[camera], camera, column)
