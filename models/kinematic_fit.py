@@ -18,7 +18,7 @@ mirrored (``repair_depth_signs``): the 2D keypoints cannot tell the two apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numba import njit
@@ -218,15 +218,24 @@ def mirror_depth(dirs: np.ndarray, flips: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FitWeights:
-    """The fit's term weights, as standard deviations ([fit] in config.toml)."""
+    """The fit's term weights, as standard deviations (defaults: [fit] in config.toml)."""
 
-    sigma_2d: float = 0.02  # keypoint error, fraction of the person's 2D box diagonal
-    sigma_direction_deg: float = 12.0  # limb-direction error of a fully confident limb
-    confidence_floor: float = 0.3  # weight share of a limb whose depth sign is a coin toss
-    sigma_smooth_deg: float = 8.0  # joint-angle change per frame
-    sigma_smooth_m: float = 0.05  # root movement per frame
-    prior_weight: float = 1.0  # multiplies the prior's Mahalanobis term (0: off)
-    iterations: int = 6
+    sigma_2d: float  # keypoint error, fraction of the person's 2D box diagonal
+    sigma_direction_deg: float  # limb-direction error of a fully confident limb
+    confidence_floor: float  # weight share of a limb whose depth sign is a coin toss
+    sigma_smooth_deg: float  # joint-angle change per frame
+    sigma_smooth_m: float  # root movement per frame
+    prior_weight: float  # multiplies the prior's Mahalanobis term (0: off)
+    iterations: int
+
+    @classmethod
+    def from_config(cls, fit: dict) -> FitWeights:
+        """From a ``[fit]`` config section (the prior's weight is 0 with ``prior`` off)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in fit.items() if k in names}
+        if not fit["prior"]:
+            values["prior_weight"] = 0.0
+        return cls(**values)
 
 
 BONE_FRAMES = 300  # lifted frames whose median bone lengths the skeleton takes, then frozen
