@@ -37,6 +37,9 @@ from models.kinematic_model import (
     inverse,
     joint_jacobian,
     kinematics,
+    mm,
+    rot_x,
+    rot_y,
 )
 from models.pose_prior import PosePrior
 from models.skeleton import LIMB_NAMES, LIMBS, N_JOINTS, N_LIMBS, limb_vectors
@@ -209,6 +212,32 @@ def repair_depth_signs(X: np.ndarray, dirs: np.ndarray, lo: np.ndarray,
     return flips
 
 
+@njit(cache=True)
+def reseed_chains(p: np.ndarray, g: np.ndarray, R_base: np.ndarray, dirs: np.ndarray,
+                  flags: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:  # fmt: skip
+    """``p`` with the ball and hinge angles of the flagged chains (HINGE_LIMBS order) set
+    from the directions: the fit starts on the mirrored side instead of having to swing the
+    limb through the image plane against the 2D keypoints."""
+    q = p.copy()
+    _, Rp = forward(p, g, R_base)
+    Rt = mm(mm(Rp, rot_x(p[6])), rot_y(p[7]))
+    origin = np.zeros(3)
+    for c in range(4):
+        if not flags[c]:
+            continue
+        k = c % 2
+        leg = c >= 2
+        R = Rp if leg else Rt
+        first = 10 + 7 * k if leg else 24 + 4 * k
+        up = dirs[HINGE_LIMBS[c, 0]]
+        mid = origin + up
+        ball, f, _, _ = chain(R, origin, mid, mid + dirs[HINGE_LIMBS[c, 1]], R[:, 0].copy(),
+                              1.0 - 2.0 * k, -1.0 if leg else 1.0, lo, hi, first)  # fmt: skip
+        q[first : first + 3] = ball
+        q[first + 3] = f
+    return q
+
+
 def mirror_depth(dirs: np.ndarray, flips: np.ndarray) -> np.ndarray:
     """The limb directions with the lower limbs of the flagged hinge chains mirrored in depth."""
     out = dirs.copy()
@@ -269,7 +298,11 @@ class PersonFit:
         dirs: np.ndarray, confidence: np.ndarray, vis_min: float,
     ) -> np.ndarray:  # fmt: skip
         """(J, 3) fitted camera-frame joints from (J, 2) pixels, (J,) visibility, intrinsics,
-        the lifted (J, 3) camera-frame joints, (L, 3) limb directions and (L,) confidences."""
+        the lifted (J, 3) camera-frame joints, (L, 3) limb directions and (L,) confidences.
+        A frame with non-finite lifted input passes through and the next one starts afresh."""
+        if not all(np.isfinite(a).all() for a in (joints, dirs, confidence)):
+            self.params = None
+            return joints
         self._update_bones(joints)
         self.repaired = repair_depth_signs(joints, dirs, self.lo, self.hi)
         target = mirror_depth(dirs, self.repaired)
@@ -279,6 +312,8 @@ class PersonFit:
         else:
             smooth = np.full(N_PARAMS, 1 / np.radians(self.w.sigma_smooth_deg))
             smooth[:3] = 1 / self.w.sigma_smooth_m
+        start = reseed_chains(self.params, self.geometry, self.R_base, target, self.repaired,
+                              self.lo, self.hi)  # fmt: skip
         seen = np.isfinite(uv).all(1) & (vis >= vis_min)
         xn = np.column_stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1]])
         xn = np.nan_to_num(xn)
@@ -287,7 +322,7 @@ class PersonFit:
         floor = self.w.confidence_floor
         wd = np.sqrt(floor + (1 - floor) * confidence) / np.radians(self.w.sigma_direction_deg)
         self.params, self.R_base = levenberg_marquardt(
-            self.params, self.geometry, self.R_base, xn, w2, target, wd, self.params, smooth,
+            start, self.geometry, self.R_base, xn, w2, target, wd, self.params, smooth,
             self.prior.means, self.prior.chols, self.prior.log_norm,
             np.sqrt(self.w.prior_weight), self.lo, self.hi, self.w.iterations,
         )  # fmt: skip
