@@ -24,6 +24,17 @@ from models.skeleton import FLIP_JOINTS, J
 from models.training.mocap import Clip, load_clips, split
 
 REG = 1e-3  # rad^2 added to each covariance's diagonal (about 2 degrees)
+FREE_VARIANCE = 1e6  # rad^2: an angle left out of the prior (its marginal is what remains)
+
+
+def leave_out(covs: np.ndarray, free: list[int]) -> np.ndarray:
+    """Covariances whose ``free`` angles are independent and unbounded: the precision of
+    the others is then that of their marginal, so the prior no longer speaks of ``free``."""
+    out = covs.copy()
+    out[:, free, :] = 0.0
+    out[:, :, free] = 0.0
+    out[:, free, free] = FREE_VARIANCE
+    return out
 
 
 def clip_poses(clips: list[Clip], stride: int, mirror: bool) -> np.ndarray:
@@ -89,12 +100,26 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=60)
     ap.add_argument("--stride", type=int, default=3, help="use every n-th mocap frame")
     ap.add_argument("--out", type=Path, default=PRIOR_PATH)
+    ap.add_argument(
+        "--free",
+        nargs="*",
+        default=["ankle", "head"],
+        help="angle-name prefixes the prior leaves out (mocap feet, head differ from MediaPipe's)",
+    )
     args = ap.parse_args()
     train, val = split(load_clips())
     x = clip_poses(train, args.stride, mirror=True)
     x_val = clip_poses(val, args.stride, mirror=False)
-    weights, means, covs = fit_mixture(x, args.components, args.iterations)
-    prior = PosePrior.from_mixture(weights, means, covs, foot_angle(train))
+    free = [i for i, n in enumerate(PARAM_NAMES[POSE]) if n.startswith(tuple(args.free))]
+    weights, means, covs = fit_mixture(np.delete(x, free, 1), args.components, args.iterations)
+    kept = [i for i in range(x.shape[1]) if i not in free]
+    full_means = np.zeros((len(weights), x.shape[1]))
+    full_means[:, kept] = means
+    full_covs = np.zeros((len(weights), x.shape[1], x.shape[1]))
+    full_covs[:, np.ix_(kept, kept)[0], np.ix_(kept, kept)[1]] = covs
+    full_covs = leave_out(full_covs, free)
+    modelled = PosePrior.from_mixture(weights, means, covs, 0.0)  # the kept angles alone
+    prior = PosePrior.from_mixture(weights, full_means, full_covs, foot_angle(train))
     prior.save(args.out)
     lo, hi = bounds()
     outside = {
@@ -104,8 +129,9 @@ def main() -> None:
     report = {
         "train_frames": len(x), "val_frames": len(x_val),
         "foot_angle_deg": round(float(np.degrees(prior.foot_angle)), 2),
-        "log_density_train": round(float(prior.log_density(x).mean()), 2),
-        "log_density_val": round(float(prior.log_density(x_val).mean()), 2),
+        "modelled_angles": len(kept),
+        "log_density_train": round(float(modelled.log_density(x[:, kept]).mean()), 2),
+        "log_density_val": round(float(modelled.log_density(x_val[:, kept]).mean()), 2),
         "val_within_limits": round(within_limits(x_val), 4),
         "train_outside_limits_per_angle": {k: v for k, v in outside.items() if v > 0},
     }  # fmt: skip
