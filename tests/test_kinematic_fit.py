@@ -10,6 +10,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from core.demo_data import TEST_DEMO
+from core.packet import Packet
 from models import kinematic_model as km
 from models.kinematic_fit import (
     HINGE_LIMBS,
@@ -24,11 +25,13 @@ from models.lifter import lift_frame
 from models.pof_onnx import PofOnnx, frame_step_for
 from models.pof_solver import bone_lengths, solve
 from models.pose_prior import PosePrior
-from models.skeleton import HIPS, LIMBS, J, limb_vectors, unit
+from models.skeleton import HIPS, LIMBS, MEDIAPIPE_INDEX, J, limb_vectors, unit
 from models.training.camera import look_at
 from models.training.evaluate import demo_fps
 from models.training.mocap import load_clips
 from models.training.multiview import demo_cameras, detections
+from stages.fit import KinematicFit
+from stages.lift import PofLift
 from stream.config import load_config
 from tests.data import MOCAP_FIXTURE_DIR, REPO
 
@@ -252,3 +255,59 @@ def test_numba_fit_equals_numpy_reference(prior) -> None:
     assert (reference_residuals(q, g, R, *args) ** 2).sum() < (r0**2).sum()
     want = reference_joints(q, g, R)
     np.testing.assert_allclose(km.forward(got, g, R_got)[0], want, atol=1e-6)
+
+
+# --- the stage ---------------------------------------------------------------------------
+
+
+def demo_packets(det: dict[str, np.ndarray], camera: int) -> list:
+    """Packets of one camera of the test demo as detect leaves them (real detections)."""
+    K_cam = demo_cameras(TEST_DEMO)[camera].K
+    size = (int(round(2 * K_cam[0, 2])), int(round(2 * K_cam[1, 2])))
+    packets = []
+    for f in range(det["uv"].shape[1]):
+        p = Packet("cam", f, 0, f / 60.0, size, meta={"fps": 60.0})
+        uv = det["uv"][camera, f]
+        p.meta["person"] = not np.isnan(uv).any()
+        if p.meta["person"]:
+            p.data["landmarks_2d"] = np.zeros((33, 2))
+            p.data["landmarks_2d"][MEDIAPIPE_INDEX] = uv
+            p.data["visibility"] = np.zeros(33)
+            p.data["visibility"][MEDIAPIPE_INDEX] = det["vis"][camera, f]
+            p.data["world_3d"] = np.zeros((33, 3))
+            p.data["world_3d"][MEDIAPIPE_INDEX] = det["world"][camera, f]
+        packets.append(p)
+    return packets
+
+
+def test_fit_stage_keeps_bones_and_restarts_with_the_track(demo_detections) -> None:
+    config = load_config()
+    config["fit"]["enabled"] = True
+    lift, fit = PofLift(), KinematicFit()
+    lift.setup(config)
+    fit.setup(config)
+    lifted = [lift(p) for p in demo_packets(demo_detections, 0)]
+    people = [p for p in lifted if p.meta["person"]]
+    assert len(people) > 80
+    before = [p.data["world_3d"].copy() for p in people]
+    fitted = [fit(p) for p in lifted]
+    after = [p.data["world_3d"] for p in fitted if p.meta["person"]]
+    for world in after:  # hip-centred, as the lift leaves it for the marker stage
+        np.testing.assert_allclose(world[MEDIAPIPE_INDEX[HIPS]].mean(0), 0.0, atol=1e-9)
+
+    def forearm_cv(worlds: list) -> float:
+        lengths = np.linalg.norm(limb_vectors(np.array(worlds)[:, MEDIAPIPE_INDEX]), axis=-1)
+        forearms = lengths[:, [LIMBS.tolist().index([J["LElbow"], J["LWrist"]]),
+                               LIMBS.tolist().index([J["RElbow"], J["RWrist"]])]]  # fmt: skip
+        return float((forearms.std(0) / forearms.mean(0)).max())
+
+    assert forearm_cv(after) < 0.5 * forearm_cv(before)
+    # a packet without a person forgets the source; a track reset starts a new person
+    assert "cam" in fit._people
+    fit(Packet("cam", 999, 0, 0.0, people[0].image_size))
+    assert "cam" not in fit._people
+    fit(people[-2])
+    first = fit._people["cam"]
+    people[-1].meta["track_reset"] = True
+    fit(people[-1])
+    assert fit._people["cam"] is not first and fit._people["cam"].params is not None
