@@ -140,6 +140,7 @@ def real_video(demo: str, cache: Path | None, prior: PosePrior, w: FitWeights,
     bones = bone_lengths(height)
     step = frame_step_for(demo_fps(demo))
     total, per_cam = Scores(), {}
+    mirrored = 0  # frames where the fit mirrored a forearm or shank (fit_prior)
     for c, cam in enumerate(cams):
         scores = per_cam.setdefault(f"cam{c + 1:02d}", Scores())
         net = PofOnnx(MODEL, frame_step=step)
@@ -155,6 +156,7 @@ def real_video(demo: str, cache: Path | None, prior: PosePrior, w: FitWeights,
             for name, fit in fits.items():
                 outs[name] = fit(uv, vis, cam.K, lifted.joints, lifted.directions,
                                  lifted.confidence, 0.3)  # fmt: skip
+            mirrored += int(fits["fit_prior"].repaired.any())
             X = triangulate_others(cams, det["uv"], det["vis"], c, f)
             if X is None:
                 continue
@@ -165,7 +167,11 @@ def real_video(demo: str, cache: Path | None, prior: PosePrior, w: FitWeights,
             for name, out in outs.items():
                 scores.add(name, out, truth)
                 total.add(name, out, truth)
-    return {"all": total.summary(), **{k: s.summary() for k, s in per_cam.items()}}
+    return {
+        "all": total.summary(),
+        "depth_mirrored_frames": mirrored,
+        **{k: s.summary() for k, s in per_cam.items()},
+    }
 
 
 def main() -> None:
