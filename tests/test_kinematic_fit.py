@@ -59,12 +59,13 @@ def camera_frame(seq: np.ndarray, azimuth_deg: float) -> np.ndarray:
 
 
 def model_sequence(
-    prior: PosePrior, frames: slice, azimuth: float = 30.0
+    prior: PosePrior, frames: slice, azimuth: float = 30.0, clip: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """A real mocap motion turned into the model's own skeleton: each frame read back into
     parameters (models/kinematic_model.inverse) and placed again with the median bones.
     Returns the joints and the model geometry."""
-    seq = camera_frame(load_clips(MOCAP_FIXTURE_DIR)[0].joints[frames].astype(np.float64), azimuth)
+    joints = load_clips(MOCAP_FIXTURE_DIR)[clip].joints[frames].astype(np.float64)
+    seq = camera_frame(joints, azimuth)
     g = km.geometry(np.median(np.linalg.norm(limb_vectors(seq), axis=-1), 0), prior.foot_angle)
     out = []
     for X in seq:
@@ -100,46 +101,50 @@ def test_exact_2d_and_directions_give_the_exact_skeleton(prior, weights) -> None
     assert max(errors) < 1e-4, f"worst joint error {1000 * max(errors):.3f} mm"
 
 
-def backward_forearm(prior: PosePrior) -> tuple[np.ndarray, np.ndarray, int]:
-    """A mocap frame and hinge chain (0/1: right/left forearm) whose forearm, mirrored in
-    depth, bends the elbow out of its range (flexion or the shoulder's rotation)."""
-    seq, g = model_sequence(prior, slice(0, None, 5), azimuth=0.0)
-    for X in seq:
-        p, R = km.inverse(X, LO, HI)
-        dirs = unit(limb_vectors(X))
-        for c in (0, 1):
-            upper, lower = dirs[HINGE_LIMBS[c, 0]], dirs[HINGE_LIMBS[c, 1]].copy()
-            if abs(lower[2]) < 0.5:
-                continue  # a clear depth component: the mirror is far from the truth
-            lower[2] *= -1
-            Rt = km.mm(km.mm(R, km.rot_x(p[6])), km.rot_y(p[7]))
-            first = km.SHOULDER["r" if c == 0 else "l"]
-            sign = 1.0 - 2.0 * c
-            excess = km.chain(Rt, np.zeros(3), upper, upper + lower, Rt[:, 0].copy(), sign, 1.0,
-                              LO, HI, first)[3]  # fmt: skip
-            if excess > np.radians(20):
-                return X, g, c
-    raise AssertionError("no frame of the fixture bends an elbow backwards when mirrored")
+def backward_limb(prior: PosePrior, chains: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """A mocap frame (model skeleton, camera frame), its geometry and a hinge chain of
+    ``chains`` (HINGE_LIMBS order) whose lower limb, mirrored in depth, bends the chain out
+    of its range by more than 20 degrees (hinge flexion or the ball joint's angles)."""
+    for clip in range(len(load_clips(MOCAP_FIXTURE_DIR))):
+        for azimuth in (0.0, 90.0):
+            seq, g = model_sequence(prior, slice(0, None, 5), azimuth, clip)
+            for X in seq:
+                p, R = km.inverse(X, LO, HI)
+                dirs = unit(limb_vectors(X))
+                for c in chains:
+                    upper, lower = dirs[HINGE_LIMBS[c, 0]], dirs[HINGE_LIMBS[c, 1]].copy()
+                    if abs(lower[2]) < 0.5:
+                        continue  # a clear depth component: the mirror is far from the truth
+                    lower[2] *= -1
+                    leg, side = c >= 2, "r" if c % 2 == 0 else "l"
+                    parent = R if leg else km.mm(km.mm(R, km.rot_x(p[6])), km.rot_y(p[7]))
+                    first = km.HIP[side] if leg else km.SHOULDER[side]
+                    excess = km.chain(parent, np.zeros(3), upper, upper + lower,
+                                      parent[:, 0].copy(), km.SIDE_SIGN[side],
+                                      -1.0 if leg else 1.0, LO, HI, first)[3]  # fmt: skip
+                    if excess > np.radians(20):
+                        return X, g, c
+    raise AssertionError("no fixture frame bends this joint backwards when mirrored")
 
 
-def test_forearm_with_the_wrong_depth_sign_is_flipped(prior, weights) -> None:
-    X, g, c = backward_forearm(prior)
-    limb = HINGE_LIMBS[c, 1]
+@pytest.mark.parametrize(("limb", "chains"), [("forearm", (0, 1)), ("shank", (2, 3))])
+def test_a_limb_with_the_wrong_depth_sign_is_flipped(prior, weights, limb, chains) -> None:
+    X, g, c = backward_limb(prior, chains)
+    lower = HINGE_LIMBS[c, 1]
     dirs = unit(limb_vectors(X))
     wrong = dirs.copy()
-    wrong[limb, 2] *= -1
+    wrong[lower, 2] *= -1
     uv = pixels(X)
     bones = np.linalg.norm(limb_vectors(X), axis=-1)
     lifted = solve(uv, np.ones(17, bool), K, wrong, bones)  # the lift follows the wrong sign
     fit = exact_fitter(g, prior, weights)
     out = fit(uv, np.ones(17), K, lifted, wrong, np.ones(18), 0.3)
-    assert fit.repaired[c], "the backward elbow was not detected"
-    err = np.degrees(np.arccos(np.clip(unit(limb_vectors(out))[limb] @ dirs[limb], -1, 1)))
-    given = np.degrees(np.arccos(np.clip(wrong[limb] @ dirs[limb], -1, 1)))
-    assert given > 40 and err < 2.0, f"forearm {err:.1f} deg off (given {given:.1f} deg off)"
-    a, b, w = (J[n] for n in ("RShoulder", "RElbow", "RWrist")) if c == 0 else (
-        J[n] for n in ("LShoulder", "LElbow", "LWrist"))  # fmt: skip
-    assert np.linalg.norm(out[w] - X[w]) < 0.01 and np.linalg.norm(out[b] - X[b]) < 0.01
+    assert fit.repaired[c], f"the backward {limb} was not detected"
+    err = np.degrees(np.arccos(np.clip(unit(limb_vectors(out))[lower] @ dirs[lower], -1, 1)))
+    given = np.degrees(np.arccos(np.clip(wrong[lower] @ dirs[lower], -1, 1)))
+    assert given > 40 and err < 2.0, f"{limb} {err:.1f} deg off (given {given:.1f} deg off)"
+    mid, end = LIMBS[lower]
+    assert np.linalg.norm(out[mid] - X[mid]) < 0.01 and np.linalg.norm(out[end] - X[end]) < 0.01
 
 
 @pytest.fixture(scope="session")
