@@ -19,6 +19,10 @@ Parameters: 0-2 root position, 3-5 a pelvis rotation increment (rotation vector,
 after a base rotation carried between frames), then the 26 joint angles in radians.
 ``inverse`` reads the parameters back from 17 joints (mocap for the prior, the lifted
 joints for the fit's first frame); ``inverse(forward(p)) == p`` for bent hinges.
+
+The compiled functions read the joint indices of models/skeleton.py as constants, and
+numba's on-disk cache only notices edits to this file: after changing the joint set there,
+delete the ``kinematic_*.nbi``/``.nbc`` files in ``models/__pycache__``.
 """
 
 from __future__ import annotations
@@ -32,8 +36,6 @@ from models.skeleton import J
 N_PARAMS = 32
 POSE = slice(6, N_PARAMS)  # the joint angles the prior models
 N_POSE = N_PARAMS - 6
-ROOT_ROT = 3
-TRUNK, HEAD = 6, 8
 # First parameter of each limb chain: ball joint (3), hinge (1), then for legs the ankle (3).
 HIP = {"r": 10, "l": 17}
 SHOULDER = {"r": 24, "l": 28}
