@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -316,3 +318,14 @@ def test_fit_stage_keeps_bones_and_restarts_with_the_track(demo_detections) -> N
     people[-1].meta["track_reset"] = True
     fit(people[-1])
     assert fit._people["cam"] is not first and fit._people["cam"].params is not None
+
+
+def test_joint_refinement_without_the_pof_lift_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "run_offline.py", "--demo", "--joint-refinement", "--lift", "mediapipe"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --joint-refinement needs the limb directions of --lift pof"
+    ]
