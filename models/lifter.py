@@ -19,10 +19,12 @@ from models.skeleton import limb_vectors, unit
 
 @dataclass
 class LiftedFrame:
-    """Camera-frame joints (J, 3) and the network's orientations (L, 3) behind them."""
+    """Camera-frame joints (J, 3) and the limb orientations (L, 3) behind them."""
 
     joints: np.ndarray
     network: np.ndarray  # after the depth-sign fix, before any fusion with MediaPipe
+    directions: np.ndarray  # what the solve used: fused with MediaPipe where weights exist
+    confidence: np.ndarray  # (L,) certainty of each depth sign, |2 P(depth > 0) - 1|
 
 
 def lift_frame(
@@ -41,4 +43,4 @@ def lift_frame(
     if net.pof_weight is not None and np.isfinite(mediapipe_world).all():
         target = fuse(network, unit(limb_vectors(mediapipe_world)), net.pof_weight)
     joints = solve(uv, vis >= vis_min, K, target, bones)
-    return LiftedFrame(joints, network)
+    return LiftedFrame(joints, network, target, np.abs(2 * z_prob.astype(np.float64) - 1))

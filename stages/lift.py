@@ -9,7 +9,10 @@ solves the least-squares problem (models/pof_solver.py, models/lifter.py) with b
 lengths from the subject's height, in the camera frame of a pinhole camera of ``fov_deg``
 or of the calibration file (core/intrinsics.py).
 The result replaces the 17 matching rows of ``world_3d`` (hip-centred, MediaPipe's axes:
-x right, y down, z away from the camera) so the marker stage downstream is unchanged.
+x right, y down, z away from the camera) so the marker stage downstream is unchanged. For
+the kinematic fit (stages/fit.py) it also leaves ``joints_camera`` (17, 3: the same joints,
+not hip-centred), ``limb_directions`` (18, 3: the unit orientations the solve used) and
+``limb_confidence`` (18,: the depth-sign head's certainty, 0 = a coin toss, 1 = sure).
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ class PofLift(Stage):
         world = packet.data["world_3d"].copy()
         world[MEDIAPIPE_INDEX] = joints - joints[HIPS].mean(0)
         packet.data["world_3d"] = world
+        packet.data["joints_camera"] = joints
+        packet.data["limb_directions"] = lifted.directions
+        packet.data["limb_confidence"] = lifted.confidence
         return packet
 
     def reset(self, source_id: str | None = None) -> None:

@@ -84,6 +84,12 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--camera-pof", action="store_true", help="same as --lift pof")
     p.add_argument("--pof-model", type=Path, help="ONNX model of the lifter (implies --lift pof)")
+    p.add_argument(
+        "--joint-refinement",
+        action="store_true",
+        default=None,
+        help="fit a skeleton with constant bones and joint limits to the lift ([fit] enabled)",
+    )
     p.add_argument("--config", type=Path, help="configuration file (default: config.toml)")
     p.add_argument(
         "--verbose", action="store_true", help="also show MediaPipe's native log messages"
@@ -100,6 +106,7 @@ FLAGS = {
     "markers.fov_deg": "--fov",
     "lift.method": "--lift",
     "lift.model": "--pof-model",
+    "fit.enabled": "--joint-refinement",
     "camera.calibration": "--calibration",
     "camera.camera": "--calibration-camera",
     "camera.pitch": "--camera-pitch",
@@ -129,6 +136,8 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
         config["lift"]["model"] = str(args.pof_model.resolve())
     given = {key: flag for key, flag in FLAGS.items() if overrides[key] is not None}
     validate(config, str(args.config or DEFAULT_CONFIG.name), flags=given)
+    if config["fit"]["enabled"] and config["lift"]["method"] != "pof":
+        raise ConfigError("--joint-refinement needs the limb directions of --lift pof")
     check_calibration(config["camera"])
     return config
 

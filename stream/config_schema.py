@@ -207,6 +207,17 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_gap_s": Number(0.0, 3600.0, "s"),
     },
     "lift": {"method": Text(choices=("pof", "mediapipe")), "model": NONEMPTY},
+    "fit": {
+        "enabled": Flag(),
+        "prior": Flag(),
+        "prior_weight": Number(0.0, 1000.0),
+        "sigma_2d": Number(0.0, 1.0, above=True),
+        "sigma_direction_deg": Number(0.0, 180.0, "deg", above=True),
+        "confidence_floor": Number(0.0, 1.0),
+        "sigma_smooth_deg": Number(0.0, 360.0, "deg", above=True),
+        "sigma_smooth_m": Number(0.0, 10.0, "m", above=True),
+        "iterations": Integer(1, 100),
+    },
     "markers": {
         "visibility_min": Number(0.0, 1.0),
         "estimate_missing": Flag(),

@@ -292,6 +292,25 @@ def test_offline_equals_live_lossless_byte_for_byte(
             remote.communicate()
 
 
+def test_offline_equals_live_with_the_kinematic_fit(
+    tmp_path: Path, live_run: Callable[..., LiveRun]
+) -> None:
+    """The fit's per-source state gives the same files live (its own process) and offline."""
+    video, flags = demo_video("cam02"), ["--compute-all-joint-angles", "--joint-refinement"]
+    offline = subprocess.run(
+        [sys.executable, "run_offline.py", video, "--output", tmp_path / "offline", "--quiet",
+         *flags],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    run = live_run("--source", video, "--lossless", "--record", tmp_path / "live", *flags)
+    code, _, err = run.finish(timeout=300)
+    assert code == 0, err
+    for name in ("cam02_final.trc", "joint_angles/cam02_angles.mot"):
+        live = (tmp_path / "live" / "cam02" / name).read_bytes()
+        assert live == (tmp_path / "offline" / "cam02" / name).read_bytes(), name
+
+
 def raw_request(endpoint: str, frames: list[bytes]) -> dict | None:
     """Send raw frames to the control socket; the reply map, or None without reply in 2 s."""
     req = zmq.Context.instance().socket(zmq.REQ)
