@@ -68,12 +68,16 @@ from stream.pipeline import build_stages, load_stage_class, run_inline
 # Levelling: a level camera assumed (pitch = roll = 0), or the vertical estimated ("").
 _LEVEL = {"camera.pitch": 0.0, "camera.roll": 0.0}
 _ESTIMATED = {"camera.pitch": "", "camera.roll": ""}
+_POF, _SWAP = {"lift.method": "pof"}, {"swap_repair.enabled": True}
+_NO_FIT = {"fit.enabled": False}
 VARIANTS: dict[str, dict[str, Any]] = {
     # MediaPipe's world landmarks through the same marker stage
-    "mediapipe": {"lift.method": "mediapipe", "swap_repair.enabled": False, **_LEVEL},
-    "lifter": {"lift.method": "pof", "swap_repair.enabled": False, **_LEVEL},  # the lift alone
-    "swap_repair": {"lift.method": "pof", "swap_repair.enabled": True, **_LEVEL},
-    "levelling": {"lift.method": "pof", "swap_repair.enabled": True, **_ESTIMATED},
+    "mediapipe": {"lift.method": "mediapipe", "swap_repair.enabled": False, **_LEVEL, **_NO_FIT},
+    "lifter": {**_POF, "swap_repair.enabled": False, **_LEVEL, **_NO_FIT},  # the lift alone
+    "swap_repair": {**_POF, **_SWAP, **_LEVEL, **_NO_FIT},
+    "levelling": {**_POF, **_SWAP, **_ESTIMATED, **_NO_FIT},
+    "fit": {**_POF, **_SWAP, **_ESTIMATED, "fit.enabled": True, "fit.prior": False},
+    "fit_prior": {**_POF, **_SWAP, **_ESTIMATED, "fit.enabled": True, "fit.prior": True},
 }
 
 WORLD_UP = np.array([0.0, 0.0, 1.0])  # the demos' Qualisys world is Z up (checked per run)
