@@ -11,8 +11,9 @@ then the running median of the lifted lengths (frozen after a few hundred frames
 
 The result replaces the 17 rows of ``world_3d`` the lift wrote (hip-centred, camera axes),
 so the marker stage downstream is unchanged; ``joints_camera`` gets the fitted joints too.
-State per source, forgotten on ``track_reset`` and on frames without a person. Off unless
-``[fit] enabled`` (``--joint-refinement``).
+State per source, forgotten on ``track_reset`` and on frames without a person. On with
+``[fit] enabled`` (``--joint-refinement``, the default) and the POF lift: MediaPipe's own
+3D (``--lift mediapipe``) has no limb directions to fit, so it passes through.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class KinematicFit(Stage):
 
     def setup(self, config: Mapping[str, Any]) -> None:
         fit = config["fit"]
-        self.enabled = bool(fit["enabled"])
+        self.enabled = bool(fit["enabled"]) and config["lift"]["method"] == "pof"
         self.bones = bone_lengths(float(config["subject"]["height"]))
         self.camera = CameraMatrices(config)
         self.vis_min = float(config["markers"]["visibility_min"])

@@ -86,9 +86,10 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pof-model", type=Path, help="ONNX model of the lifter (implies --lift pof)")
     p.add_argument(
         "--joint-refinement",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="fit a skeleton with constant bones and joint limits to the lift ([fit] enabled)",
+        help="fit a skeleton with constant bones and joint limits to the POF lift ([fit] "
+        "enabled; on by default)",
     )
     p.add_argument("--config", type=Path, help="configuration file (default: config.toml)")
     p.add_argument(
@@ -136,7 +137,7 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
         config["lift"]["model"] = str(args.pof_model.resolve())
     given = {key: flag for key, flag in FLAGS.items() if overrides[key] is not None}
     validate(config, str(args.config or DEFAULT_CONFIG.name), flags=given)
-    if config["fit"]["enabled"] and config["lift"]["method"] != "pof":
+    if args.joint_refinement and config["lift"]["method"] != "pof":
         raise ConfigError("--joint-refinement needs the limb directions of --lift pof")
     check_calibration(config["camera"])
     return config
