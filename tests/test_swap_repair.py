@@ -19,14 +19,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.demo_data import DEMO_CAMERAS, TEST_DEMO, demo_video
+from core.demo_data import DEMO_CAMERAS, TEST_DEMO, TUNING_DEMO, demo_video
 from core.landmarks import MEDIAPIPE_LANDMARKS
 from models.training.swap_truth import demo_landmarks, injected, repaired, true_swaps
 from offline.runner import process_video
+from stages.capture import VideoSource
+from stages.detect import MediaPipeDetector
 from stages.publish import StreamPublisher
-from stages.swap_repair import KINDS, PERMUTATION, SwapRepair, compose
+from stages.swap_repair import KINDS, PERMUTATION, SwapRepair, compose, torso_scale
 from stream.config import with_overrides
-from stream.pipeline import build_stages
+from stream.pipeline import build_stages, run_inline
 from tests.test_live import free_port
 from transports.queues import Subscriber
 from transports.schema import MARKERS
@@ -201,3 +203,42 @@ def test_the_flag_reaches_pose_markers_and_the_raw_landmarks_csv(
     assert written[41:60] == ["body"] * 19
     assert len(published) > 90
     assert all(published[f] == written[f] for f in published)
+
+
+def _twisted(points: np.ndarray) -> bool:
+    """Shoulder and hip lines of (33, D) landmarks point opposite ways, both clearly long
+    (a tenth of the torso scale: a line seen end-on points anywhere)."""
+    left, right = (
+        [MEDIAPIPE_LANDMARKS.index(f"{side}_{joint}") for joint in ("shoulder", "hip")]
+        for side in ("left", "right")
+    )
+    shoulders, hips = points[left] - points[right]
+    short = 0.1 * torso_scale(points)
+    lengths = np.linalg.norm(shoulders), np.linalg.norm(hips)
+    return bool(shoulders @ hips < 0 and min(lengths) > short)
+
+
+def test_a_one_part_repair_never_twists_an_untwisted_trunk(
+    config: dict[str, Any], stage: SwapRepair
+) -> None:
+    """Demo_MultiPerson cam03 (the tuning demo; the lock keeps the man in front): after 4
+    frames without him, MediaPipe's arms and face say left/right swapped (frame 54), its hips,
+    foreshortened, say not; an arms-only repair then crossed the shoulder line over the hip
+    line for 19 frames, which the lift turned into 0.2-0.27 m hip jumps."""
+    detect = MediaPipeDetector()
+    detect.setup(config)
+    try:
+        frames = [run_inline([detect], p) for p in VideoSource(demo_video("cam03", TUNING_DEMO))]
+    finally:
+        detect.close()
+    stage.reset()
+    checked = twisted = 0
+    for packet in frames:
+        before = {k: packet.data[k].copy() for k in ("landmarks_2d", "world_3d")}
+        packet = run_inline([stage], packet)
+        if not packet.meta["person"]:
+            continue
+        checked += 1
+        twisted += any(_twisted(packet.data[k]) and not _twisted(before[k]) for k in before)
+    assert checked > 60
+    assert twisted == 0, f"{twisted} of {checked} frames twisted by the repair"
