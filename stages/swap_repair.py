@@ -18,9 +18,11 @@ that its left and right labels were just exchanged:
 - the trunk, in 2D and in 3D: the shoulder and hip lines point the same way in a real
   body, and a swap of one part only reverses one of them. Measured against the longer
   line, not the torso: a body seen side-on foreshortens both, yet their directions still
-  tell (Demo_MultiPerson cam03 frame 54, after 4 frames without the man: his arms' tracks
-  said swapped, his foreshortened hips not; an arms-only repair then crossed the trunk
-  for 19 frames, and the lift made 0.2-0.27 m hip jumps of it).
+  tell. Where MediaPipe's own trunk is straight in both, a one-part repair is not even an
+  option, only none or the whole body, whichever the evidence favours: Demo_MultiPerson
+  cam03 frame 54, after 4 frames without the man, his arms' tracks said swapped, his
+  foreshortened hips not, and an arms-only repair twisted the trunk for 19 frames, which
+  the lift made 0.2-0.27 m hip jumps of.
 
 Evidence is measured in squared torso lengths (the trunk's in those of its longer line). A
 part's labels are exchanged only when its evidence (with the trunk's) exceeds
@@ -218,6 +220,10 @@ class SwapRepair(Stage):
             "legs": gain["legs"] + trunk - settings.threshold,
             "body": gain["arms"] + gain["legs"] - settings.threshold,
         }
+        if _twist(packet.data["landmarks_2d"]) < 0 and _twist(packet.data["world_3d"]) < 0:
+            # MediaPipe's own trunk is straight in 2D and 3D: repairing one part only would
+            # twist it, so the labels stay as they are or turn round whole.
+            options = {c: v for c, v in options.items() if compose(track.kind, c) in ("", "body")}
         return max(options, key=options.__getitem__)
 
     def reset(self, source_id: str | None = None) -> None:
