@@ -15,17 +15,22 @@ that its left and right labels were just exchanged:
   demo's swap, after a frame where MediaPipe put both wrists in one place);
 - 3D continuity of MediaPipe's world landmarks (the facing direction: a pair's vector
   reverses when the labels swap, it cannot in 1/30 s when the body turns);
-- the trunk's bone lengths (shoulder-to-hip on the same side shorter than across, i.e. the
-  shoulder and hip lines pointing the same way): a swap of one part only crosses the
-  trunk, which a real body does not.
+- the trunk, in 2D and in 3D: the shoulder and hip lines point the same way in a real
+  body, and a swap of one part only reverses one of them. Measured against the longer
+  line, not the torso: a body seen side-on foreshortens both, yet their directions still
+  tell. Where MediaPipe's own trunk is straight in both, a one-part repair is not even an
+  option, only none or the whole body, whichever the evidence favours: Demo_MultiPerson
+  cam03 frame 54, after 4 frames without the man, his arms' tracks said swapped, his
+  foreshortened hips not, and an arms-only repair twisted the trunk for 19 frames, which
+  the lift made 0.2-0.27 m hip jumps of.
 
-Evidence is measured in squared torso lengths. A part's labels are exchanged only when its
-evidence (with the trunk's) exceeds ``threshold``, both parts' when their summed evidence
-does, whichever gains most; weaker evidence keeps the current labelling, so noise cannot
-make the output flicker, while a detector that really flickers between labellings is
-followed frame by frame. The state (which parts are being swapped back) lives per source
-and starts from MediaPipe's labels on a new person (``track_reset``) or after
-``max_gap_s`` without one.
+Evidence is measured in squared torso lengths (the trunk's in those of its longer line). A
+part's labels are exchanged only when its evidence (with the trunk's) exceeds
+``threshold``, both parts' when their summed evidence does, whichever gains most; weaker
+evidence keeps the current labelling, so noise cannot make the output flicker, while a
+detector that really flickers between labellings is followed frame by frame. The state
+(which parts are being swapped back) lives per source and starts from MediaPipe's labels on
+a new person (``track_reset``) or after ``max_gap_s`` without one.
 
 ``meta["swap_repaired"]`` says what was undone in the frame: "" nothing, "body", "arms" (the
 upper body: arms, shoulders and face, which MediaPipe swaps together, e.g. cam02 frame 81)
@@ -141,6 +146,16 @@ def _pair_vectors(points: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]) -> n
     return points[pairs[0]] - points[pairs[1]]
 
 
+def _twist(points: np.ndarray) -> float:
+    """How opposite the shoulder and hip lines of (33, D) landmarks point, from -1 (the same
+    way) to 1: their dot product over the longer one's squared length. Not their cosine: a
+    line foreshortened to a few pixels next to a long one points anywhere."""
+    shoulders, hips = _pair_vectors(points, _SHOULDERS)[0], _pair_vectors(points, _HIPS)[0]
+    longer = float(max(shoulders @ shoulders, hips @ hips))
+    twist = -float(shoulders @ hips) / longer if longer > 0 else 0.0
+    return twist if np.isfinite(twist) else 0.0  # no 3D: no evidence
+
+
 class SwapRepair(Stage):
     """Permutes left/right landmarks back where MediaPipe swapped them (module docstring)."""
 
@@ -196,18 +211,19 @@ class SwapRepair(Stage):
             ) + settings.weight_3d * _evidence(
                 _pair_vectors(world, pairs), _pair_vectors(track.world, pairs), weight, scale_3d
             )
-        # Trunk bones: keeping the labels crosses the trunk by ``crossed`` (> 0 when the
-        # shoulder and hip lines point opposite ways); swapping one part uncrosses it.
-        crossed = _evidence(
-            _pair_vectors(world, _SHOULDERS), _pair_vectors(world, _HIPS), np.ones(1), scale_3d
-        )
-        trunk = 2 * settings.trunk_weight * crossed
+        # The trunk: keeping the labels twists it by ``twist`` (> 0 when the shoulder and hip
+        # lines point opposite ways); swapping one part reverses the twist.
+        trunk = 2 * settings.trunk_weight * (_twist(xy) + _twist(world))
         options = {
             "": 0.0,
             "arms": gain["arms"] + trunk - settings.threshold,
             "legs": gain["legs"] + trunk - settings.threshold,
             "body": gain["arms"] + gain["legs"] - settings.threshold,
         }
+        if _twist(packet.data["landmarks_2d"]) < 0 and _twist(packet.data["world_3d"]) < 0:
+            # MediaPipe's own trunk is straight in 2D and 3D: repairing one part only would
+            # twist it, so the labels stay as they are or turn round whole.
+            options = {c: v for c, v in options.items() if compose(track.kind, c) in ("", "body")}
         return max(options, key=options.__getitem__)
 
     def reset(self, source_id: str | None = None) -> None:
