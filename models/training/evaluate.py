@@ -36,7 +36,7 @@ from models.pof_solver import bone_lengths, correct_z_sign, solve
 from models.skeleton import HIPS, LIMB_NAMES, limb_vectors, unit
 from models.training.corruption import NoiseModel
 from models.training.mocap import load_clips, split
-from models.training.multiview import SAME_PERSON, demo_cameras, detections, triangulate_others
+from models.training.multiview import demo_cameras, detections, reference_in_camera
 from models.training.pairs import PairGenerator
 
 
@@ -160,13 +160,10 @@ def real_video_errors(
                 continue
             out = lift_frame(net, uv, vis, cam.K, world, bones)
             unfused = lift_frame(plain, uv, vis, cam.K, world, bones)
-            X = triangulate_others(cams, det["uv"], det["vis"], c, f)
-            if X is None:
+            reference = reference_in_camera(cams, det, c, f)
+            if reference is None:
                 continue
-            diag = np.linalg.norm(uv.max(0) - uv.min(0))
-            if np.median(np.linalg.norm(cam.project(X) - uv, axis=-1)) > SAME_PERSON * diag:
-                continue  # this camera tracks the other person
-            truth = unit(limb_vectors(X @ cam.R.T + cam.t))
+            truth = unit(limb_vectors(reference))
             errs["mediapipe_deg"].append(angle_deg(unit(limb_vectors(world)), truth))
             errs["naive_deg"].append(angle_deg(naive_pof(uv, cam.K), truth))
             errs["pof_deg"].append(angle_deg(out.network, truth))

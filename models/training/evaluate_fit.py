@@ -37,7 +37,7 @@ from models.skeleton import J, limb_vectors, unit
 from models.training.corruption import NoiseModel
 from models.training.evaluate import angle_deg, demo_fps, run_batch
 from models.training.mocap import load_clips, split
-from models.training.multiview import SAME_PERSON, demo_cameras, detections, triangulate_others
+from models.training.multiview import demo_cameras, detections, reference_in_camera
 from models.training.pairs import PairGenerator
 
 MODEL = Path(__file__).resolve().parents[1] / "weights" / "pof_mlp_w9.onnx"
@@ -157,13 +157,9 @@ def real_video(demo: str, cache: Path | None, prior: PosePrior, w: FitWeights,
                 outs[name] = fit(uv, vis, cam.K, lifted.joints, lifted.directions,
                                  lifted.confidence, 0.3)  # fmt: skip
             mirrored += int(fits["fit_prior"].repaired.any())
-            X = triangulate_others(cams, det["uv"], det["vis"], c, f)
-            if X is None:
+            truth = reference_in_camera(cams, det, c, f)
+            if truth is None:
                 continue
-            diag = np.linalg.norm(uv.max(0) - uv.min(0))
-            if np.median(np.linalg.norm(cam.project(X) - uv, axis=-1)) > SAME_PERSON * diag:
-                continue  # this camera tracks the other person
-            truth = X @ cam.R.T + cam.t
             for name, out in outs.items():
                 scores.add(name, out, truth)
                 total.add(name, out, truth)

@@ -134,6 +134,21 @@ def triangulate_others(
     return None
 
 
+def reference_in_camera(
+    cams: list[Camera], det: dict[str, np.ndarray], target: int, f: int
+) -> np.ndarray | None:
+    """(J, 3) joints of frame ``f`` triangulated from the other cameras, in camera
+    ``target``'s frame; None without a reference or where that camera tracks someone else
+    (its median residual over ``SAME_PERSON`` x its bounding-box diagonal)."""
+    X = triangulate_others(cams, det["uv"], det["vis"], target, f)
+    if X is None:
+        return None
+    cam, uv = cams[target], det["uv"][target, f]
+    if np.median(np.linalg.norm(cam.project(X) - uv, axis=-1)) > SAME_PERSON * bbox_diagonal(uv):
+        return None
+    return X @ cam.R.T + cam.t
+
+
 def label_choices(k: int, relabel: bool) -> list[tuple[bool, ...]]:
     """Which of ``k`` views get their left/right labels exchanged: none first, then (with
     ``relabel`` and three or more views, where the others outvote it) each single view."""
