@@ -85,15 +85,10 @@ def c3d_parameters(
 ) -> bytes:
     """The parameter section (without its 4-byte header), its last record ending the list."""
     points = [*labels, *angle_labels]
-    frames = (
-        _ints(1, "FRAMES", [n_frames], "number of frames")
-        if n_frames <= 32767
-        else _float(1, "FRAMES", float(n_frames), "number of frames")
-    )
     records = [
         _group(1, "POINT", "3D point parameters"),
         _ints(1, "USED", [len(points)], "number of points"),
-        frames,
+        _ints(1, "FRAMES", [min(n_frames, 0xFFFF)], "frames (unsigned; TRIAL holds more)"),
         _float(1, "SCALE", -1.0, "negative: 32-bit float data"),
         _float(1, "RATE", rate, "frames per second"),
         _ints(1, "DATA_START", [data_start], "first block of the data"),
