@@ -1,6 +1,6 @@
 """Provenance: which software, models, settings and input made an output folder.
 
-Every output folder gets a ``run.json`` (``write_run_json``), and the TRC, MOT and C3D
+Every output folder gets a ``run.json`` (``RunRecord``), and the TRC, MOT and C3D
 headers name ``software_label()``, so a result found later can be traced to the run that
 made it. Nothing here may fail a run: what cannot be found reads ``"unknown"``.
 """
@@ -13,6 +13,7 @@ import json
 import math
 import subprocess
 import sys
+import threading
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,34 +110,71 @@ class Invocation:
     started: str = field(default_factory=utc_now)
 
 
-def run_record(
-    invocation: Invocation,
-    config: Mapping[str, Any],
-    source: str,
-    models: Sequence[Path],
-    started: str,
-) -> dict[str, Any]:
-    """The contents of ``run.json``; ``source`` is a video file, or a camera/stream that
-    has no hash; ``models`` the model files the run loaded."""
-    is_file = Path(source).is_file()
-    calibration = config.get("camera", {}).get("calibration") or ""
+def software() -> dict[str, Any]:
+    """Name, version, commit and the versions of the packages that compute the results."""
     return {
-        "software": {
-            "name": SOFTWARE,
-            "version": software_version(),
-            **git_commit(),
-            "python": sys.version.split()[0],
-            "packages": _package_versions(),
-        },
-        "command": list(invocation.argv),
-        "program_started": invocation.started,
-        "input": file_entry(source) if is_file else {"source": source, "sha256": None},
-        "models": [file_entry(p) for p in models],
-        "calibration": file_entry(calibration) if calibration else None,
-        "config": _plain(config),
-        "started": started,
-        "ended": utc_now(),
+        "name": SOFTWARE,
+        "version": software_version(),
+        **git_commit(),
+        "python": sys.version.split()[0],
+        "packages": _package_versions(),
     }
+
+
+class RunRecord:
+    """The ``run.json`` of one recording, begun when its first frame arrives.
+
+    The slow parts (the input's hash, git, the model hashes) are computed in a thread from
+    then on (hashing and subprocesses release the GIL), so a large video or a slow git
+    never holds up the end of a live run, which must stop within 2 s.
+    """
+
+    def __init__(
+        self, invocation: Invocation, config: Mapping[str, Any], source: str, models: Sequence[Path]
+    ) -> None:
+        """``source``: a video file, or a camera/stream (no hash); ``models``: the model
+        files the run loads."""
+        self.started = utc_now()
+        self._fixed = {"command": list(invocation.argv), "program_started": invocation.started}
+        self._config = _plain(config)
+        calibration = config.get("camera", {}).get("calibration") or ""
+        self._slow: dict[str, Any] = {}
+        self._thread = threading.Thread(
+            target=self._compute, args=(source, models, calibration), name="run-json", daemon=True
+        )
+        self._thread.start()
+
+    def _compute(self, source: str, models: Sequence[Path], calibration: str) -> None:
+        self._slow = {
+            "software": software(),
+            "input": file_entry(source)
+            if Path(source).is_file()
+            else {"source": source, "sha256": None},
+            "models": [file_entry(p) for p in models],
+            "calibration": file_entry(calibration) if calibration else None,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything, with ``ended`` = now (waits for the slow parts)."""
+        self._thread.join()
+        slow = {key: self._slow.get(key, UNKNOWN) for key in ("software", "input", "models")}
+        return {
+            "software": slow["software"],
+            **self._fixed,
+            "input": slow["input"],
+            "models": slow["models"],
+            "calibration": self._slow.get("calibration"),
+            "config": self._config,
+            "started": self.started,
+            "ended": utc_now(),
+        }
+
+    def write(self, folder: Path) -> Path:
+        """Write ``folder/run.json``, atomically."""
+        path = Path(folder) / RUN_JSON
+        with AtomicFile(path) as f:
+            f.write(json.dumps(_plain(self.as_dict()), indent=2, allow_nan=False) + "\n")
+        return path
 
 
 def _plain(value: Any) -> Any:
@@ -148,11 +186,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value if isinstance(value, str | int | float | bool | None) else str(value)
-
-
-def write_run_json(folder: Path, record: Mapping[str, Any]) -> Path:
-    """Write ``record`` as ``folder/run.json``, atomically."""
-    path = Path(folder) / RUN_JSON
-    with AtomicFile(path) as f:
-        f.write(json.dumps(_plain(record), indent=2, allow_nan=False) + "\n")
-    return path

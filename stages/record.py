@@ -26,14 +26,7 @@ from core.c3d import ANGLE_POINTS, C3dWriter
 from core.landmarks_csv import LandmarksCsvWriter
 from core.marker_sets import MARKERS_21, MARKERS_64
 from core.packet import Packet
-from core.provenance import (
-    SOFTWARE,
-    Invocation,
-    run_record,
-    software_version,
-    utc_now,
-    write_run_json,
-)
+from core.provenance import SOFTWARE, Invocation, RunRecord, software_version
 from core.stage import Sink
 from core.trc import TrcWriter
 from stages.run_info import models_used
@@ -51,7 +44,7 @@ class _SourceFiles:
     final: TrcWriter
     landmarks: LandmarksCsvWriter
     c3d: C3dWriter | None
-    started: str = field(default_factory=utc_now)
+    run: RunRecord
     times: list[float] = field(default_factory=list)
     angles: list[np.ndarray] = field(default_factory=list)
 
@@ -121,6 +114,12 @@ class Recorder(Sink):
                     )
                     if self.c3d
                     else None,
+                    run=RunRecord(
+                        self.invocation,
+                        self.config,
+                        self.source or packet.source_id,
+                        models_used(self.config) if self.config else [],
+                    ),
                 )
         except BaseException:
             folder.discard()  # with the temporaries of the writers made so far
@@ -168,23 +167,12 @@ class Recorder(Sink):
                         csv=self.angle_csv,
                         plots=self.angle_plots,
                     )
-                written.append(self._provenance(files, source_id))
+                written.append(files.run.write(files.folder.tmp_path))  # last: ended = now
             files.folder.commit()
         except BaseException:
             files.discard()
             raise
         self.written[source_id] = [files.folder.final_name(p) for p in written]
-
-    def _provenance(self, files: _SourceFiles, source_id: str) -> Path:
-        """``run.json`` of a source, last: its end time is when the files were complete."""
-        record = run_record(
-            self.invocation,
-            self.config,
-            self.source or source_id,
-            models_used(self.config) if self.config else [],
-            files.started,
-        )
-        return write_run_json(files.folder.tmp_path, record)
 
     def open_sources(self) -> list[str]:
         """Sources with files still being written."""

@@ -19,7 +19,14 @@ from core.angle_files import read_mot
 from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS
 from core.c3d import ANGLE_POINTS, C3dWriter
 from core.demo_data import demo_video
-from core.provenance import git_commit, sha256_file, software_label, software_version
+from core.provenance import (
+    Invocation,
+    RunRecord,
+    git_commit,
+    sha256_file,
+    software_label,
+    software_version,
+)
 from core.trc import read_trc
 from tests.data import REPO
 
@@ -160,5 +167,14 @@ def test_c3d_beyond_65535_frames_and_a_discarded_one(tmp_path: Path) -> None:
 
 
 def test_provenance_never_fails(tmp_path: Path) -> None:
+    """Outside a git checkout, with a camera for input, an unreadable model and a NaN in
+    the configuration, run.json is still written, as valid JSON."""
     assert git_commit(tmp_path) == {"commit": "unknown", "modified": None}  # not a checkout
     assert sha256_file(tmp_path / "absent.mp4") == "unknown"
+    config = {"camera": {"pitch": float("nan"), "calibration": ""}}
+    record = RunRecord(Invocation(["run_live.py"]), config, "0", [tmp_path / "absent.onnx"])
+    written = json.loads(record.write(tmp_path).read_text())
+    assert written["input"] == {"source": "0", "sha256": None}
+    assert written["models"] == [{"path": str(tmp_path / "absent.onnx"), "sha256": "unknown"}]
+    assert written["config"] == {"camera": {"pitch": None, "calibration": ""}}
+    assert written["command"] == ["run_live.py"] and written["calibration"] is None
