@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from core.provenance import Invocation
 from stages.capture import classify_source
 from stream.cli import OneLineParser, add_pipeline_flags, check_public_endpoints, config_from_args
 from stream.config import ConfigError
@@ -64,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    invocation = Invocation()  # the command line and start time, for run.json
     args = parse_args(argv)
     if not args.verbose:
         filter_native_chatter()
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         lossless=args.lossless,
         duration_s=args.duration,
         record_dir=args.record,
+        invocation=invocation,
         print_stats=args.stats,
         stats_path=args.stats_json,
         viewer=not args.no_viewer,

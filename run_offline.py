@@ -18,6 +18,7 @@ from types import FrameType
 
 from core.atomic import OutputError
 from core.demo_data import demo_video
+from core.provenance import Invocation
 from offline.runner import NoPersonError, OutputLayoutError, output_dirs, process_video
 from stages.capture import SourceError
 from stream.cli import OneLineParser, add_pipeline_flags, config_from_args
@@ -57,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    invocation = Invocation()  # the command line and start time, for run.json
     args = parse_args(argv)
     if not args.verbose:
         filter_native_chatter()
@@ -83,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for video, folder in zip(videos, folders, strict=True):
         try:
-            summaries.append(process_video(video, config, folder, progress=not args.quiet))
+            summaries.append(
+                process_video(video, config, folder, progress=not args.quiet, invocation=invocation)
+            )
         except (SourceError, NoPersonError, ConfigError, StageError, OutputError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed.append(f"{video.name}: failed, no files written: {exc}")

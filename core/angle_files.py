@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS, ANGLE_POSITIVE
 from core.atomic import AtomicFile
+from core.provenance import software_label
 
 FOLDER = "joint_angles"
 
@@ -42,7 +43,9 @@ def write_mot(path: Path, times: np.ndarray, angles: np.ndarray) -> None:
     """OpenSim motion file (degrees, tab separated) with every column of ``ANGLE_COLUMNS``."""
     header = (
         f"{path.stem}\nversion=1\nnRows={len(times)}\nnColumns={len(ANGLE_COLUMNS) + 1}\n"
-        "inDegrees=yes\nendheader\n" + "\t".join(["time", *ANGLE_COLUMNS]) + "\n"
+        f"inDegrees=yes\nsoftware={software_label()}\nendheader\n"
+        + "\t".join(["time", *ANGLE_COLUMNS])
+        + "\n"
     )
     _write_atomic(path, header + _table(times, angles, "\t"))
 

@@ -14,14 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import AtomicFile
+from core.provenance import software_label
 
 
 def trc_header(name: str, markers: Sequence[str], rate: float, n_frames: int) -> str:
-    """The five header lines of a TRC file (plus the blank line OpenSim expects)."""
+    """The five header lines of a TRC file (plus the blank line OpenSim expects); the first
+    line, which readers skip, also names the software that wrote it."""
     names = "\t".join(f"{m}\t\t" for m in markers)
     axes = "\t".join(f"X{i}\tY{i}\tZ{i}" for i in range(1, len(markers) + 1))
     return (
-        f"PathFileType\t4\t(X/Y/Z)\t{name}\n"
+        f"PathFileType\t4\t(X/Y/Z)\t{name}\t{software_label()}\n"
         "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\t"
         "OrigDataStartFrame\tOrigNumFrames\n"
         f"{rate:.2f}\t{rate:.2f}\t{n_frames}\t{len(markers)}\tm\t{rate:.2f}\t1\t{n_frames}\n"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from core.provenance import Invocation
 from core.stage import Stage
 from stages.capture import VideoSource
 from stages.record import Recorder, file_stem
@@ -109,11 +110,12 @@ def process_video(
     output_dir: Path,
     stages: list[Stage] | None = None,
     progress: bool = True,
+    invocation: Invocation | None = None,
 ) -> RunSummary:
     """Run one video through the pipeline and write its files into ``output_dir/<video>/``;
-    raise and leave nothing on error."""
+    raise and leave nothing on error. ``invocation``: the command for ``run.json``."""
     stages = stages if stages is not None else build_stages(config)
-    recorder = Recorder(output_dir)
+    recorder = Recorder(output_dir, invocation, str(video))
     recorder.setup(config)
     tolerance = float(config["capture"]["truncation_tolerance"])
     source = VideoSource(video, realtime=False, truncation_tolerance=tolerance)

@@ -57,6 +57,15 @@ HIP = MARKERS_21.index("Hip")
 MIN_OBSERVED_FRACTION = 0.5  # of a network's feature markers, for a frame to count as a person
 
 
+AUGMENTER_FILES = ("model.onnx", "mean.npy", "std.npy")  # what a part's folder gives
+
+
+def augmenter_dir(part: str) -> Path:
+    """The folder of augmenter ``part`` ("lower" or "upper") in the installed Pose2Sim."""
+    package = importlib.resources.files("Pose2Sim")
+    return Path(str(package / f"MarkerAugmenter/LSTM/v0.3_{part}"))
+
+
 class AugmenterModel:
     """One augmenter network with its own recurrent state, stepped one frame at a time."""
 
@@ -64,16 +73,16 @@ class AugmenterModel:
         self.part = part
         self.inputs, self.outputs = MARKER_SETS[part]
         self.model_dir = model_dir
-        self.mean = np.load(model_dir / "mean.npy")
-        self.std = np.load(model_dir / "std.npy")
-        self._stack = LstmStack.from_onnx(model_dir / "model.onnx")
+        onnx, mean, std = (model_dir / name for name in AUGMENTER_FILES)
+        self.mean = np.load(mean)
+        self.std = np.load(std)
+        self._stack = LstmStack.from_onnx(onnx)
         self._state = self._stack.zero_state()
 
     @classmethod
     def from_package(cls, part: str) -> AugmenterModel:
         """Load ``part`` ("lower" or "upper") from the installed Pose2Sim package."""
-        package = importlib.resources.files("Pose2Sim")
-        return cls(part, Path(str(package / f"MarkerAugmenter/LSTM/v0.3_{part}")))
+        return cls(part, augmenter_dir(part))
 
     def fresh(self) -> AugmenterModel:
         """Another instance sharing the weights, starting from the zero state."""

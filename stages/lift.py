@@ -34,6 +34,11 @@ from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_LIMBS
 PROJECT = Path(__file__).resolve().parent.parent  # relative model paths start here
 
 
+def pof_model_path(config: Mapping[str, Any]) -> Path:
+    """The lifter's ONNX file of ``[lift] model`` (relative to the project folder)."""
+    return PROJECT / Path(config["lift"]["model"])
+
+
 class PofLift(Stage):
     """Replaces MediaPipe's world landmarks by POF + least-squares 3D joints."""
 
@@ -44,7 +49,7 @@ class PofLift(Stage):
 
     def setup(self, config: Mapping[str, Any]) -> None:
         self.enabled = config["lift"]["method"] == "pof"  # else MediaPipe's 3D passes through
-        self.model_path = PROJECT / Path(config["lift"]["model"])
+        self.model_path = pof_model_path(config)
         self.bones = bone_lengths(float(config["subject"]["height"]))
         self.camera = CameraMatrices(config)
         self.vis_min = float(config["markers"]["visibility_min"])

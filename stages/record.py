@@ -1,9 +1,10 @@
 """Recorder sink: the per-source output files of a run (offline, or live ``--record``).
 
 For each source it writes ``<dir>/<source>/<source>_initial.trc`` (21 markers),
-``<source>_final.trc`` (64 markers) and ``<source>_raw_landmarks.csv``; with
-``[angles] compute_all`` / ``plot_all`` also the joint-angle CSV/.mot files and plots
-under ``<source>/joint_angles/``. All files of a source are written into a temporary folder
+``<source>_final.trc`` (64 markers), ``<source>_raw_landmarks.csv`` and ``run.json`` (the
+run's provenance); with ``[output] c3d`` also ``<source>.c3d`` (the final markers and the
+angles); with ``[angles] compute_all`` / ``plot_all`` the joint-angle CSV/.mot files and
+plots under ``<source>/joint_angles/``. All files of a source are written into a temporary folder
 next to ``<dir>/<source>/`` that takes its place on ``finish``, so the folder holds one
 complete set or nothing; ``discard`` removes everything of a failed run. A write error is
 an ``OutputError`` naming the final file.
@@ -21,11 +22,14 @@ import numpy as np
 
 from core.angle_files import write_angle_outputs
 from core.atomic import AtomicFolder, OutputError
+from core.c3d import ANGLE_POINTS, C3dWriter
 from core.landmarks_csv import LandmarksCsvWriter
 from core.marker_sets import MARKERS_21, MARKERS_64
 from core.packet import Packet
+from core.provenance import SOFTWARE, Invocation, RunRecord, software_version
 from core.stage import Sink
 from core.trc import TrcWriter
+from stages.run_info import models_used
 
 
 def file_stem(source_id: str) -> str:
@@ -39,11 +43,13 @@ class _SourceFiles:
     initial: TrcWriter
     final: TrcWriter
     landmarks: LandmarksCsvWriter
+    c3d: C3dWriter | None
+    run: RunRecord
     times: list[float] = field(default_factory=list)
     angles: list[np.ndarray] = field(default_factory=list)
 
     def writers(self) -> tuple[Any, ...]:
-        return (self.initial, self.final, self.landmarks)
+        return (self.initial, self.final, self.landmarks, *([self.c3d] if self.c3d else []))
 
     def discard(self) -> None:
         for writer in self.writers():
@@ -52,23 +58,36 @@ class _SourceFiles:
 
 
 class Recorder(Sink):
-    """Writes TRC and landmark CSV files per source."""
+    """Writes TRC, C3D, landmark CSV and run.json files per source."""
 
     name = "record"
 
-    def __init__(self, output_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        output_dir: Path | None = None,
+        invocation: Invocation | None = None,
+        source: str | None = None,
+    ) -> None:
+        """``invocation``: the program's command line and start (default: this process's);
+        ``source``: the video file or camera the run reads (default: the source id)."""
         self.output_dir = output_dir
+        self.invocation = invocation or Invocation()
+        self.source = source
+        self.config: Mapping[str, Any] = {}
         self.angle_csv = False
         self.angle_plots = False
+        self.c3d = False
         self._files: dict[str, _SourceFiles] = {}
         self.written: dict[str, list[Path]] = {}
 
     def setup(self, config: Mapping[str, Any]) -> None:
         if self.output_dir is None:
             self.output_dir = Path(config.get("output", {}).get("dir", "data/output/pose-3d"))
+        self.config = config
         angles = config.get("angles", {})
         self.angle_csv = bool(angles.get("compute_all", False))
         self.angle_plots = bool(angles.get("plot_all", False))
+        self.c3d = bool(config.get("output", {}).get("c3d", False))
 
     def folder(self, source_id: str) -> Path:
         """Where the files of a source end up."""
@@ -86,6 +105,21 @@ class Recorder(Sink):
                     initial=TrcWriter(staged / f"{stem}_initial.trc", MARKERS_21, rate),
                     final=TrcWriter(staged / f"{stem}_final.trc", MARKERS_64, rate),
                     landmarks=LandmarksCsvWriter(staged / f"{stem}_raw_landmarks.csv"),
+                    c3d=C3dWriter(
+                        staged / f"{stem}.c3d",
+                        MARKERS_64,
+                        ANGLE_POINTS,
+                        rate,
+                        (SOFTWARE, software_version()),
+                    )
+                    if self.c3d
+                    else None,
+                    run=RunRecord(
+                        self.invocation,
+                        self.config,
+                        self.source or packet.source_id,
+                        models_used(self.config) if self.config else [],
+                    ),
                 )
         except BaseException:
             folder.discard()  # with the temporaries of the writers made so far
@@ -109,6 +143,8 @@ class Recorder(Sink):
                 d["visibility"],
                 d["world_3d"],
             )
+            if files.c3d is not None:
+                files.c3d.add(d["markers_64"], d.get("angles"))
         if "angles" in d and (self.angle_csv or self.angle_plots):
             files.times.append(packet.media_time_s)
             files.angles.append(d["angles"])
@@ -131,6 +167,7 @@ class Recorder(Sink):
                         csv=self.angle_csv,
                         plots=self.angle_plots,
                     )
+                written.append(files.run.write(files.folder.tmp_path))  # last: ended = now
             files.folder.commit()
         except BaseException:
             files.discard()
@@ -157,8 +194,13 @@ class LiveRecorder(Recorder):
     """``--record`` in the live sink: a write error is reported in one line and stops the
     recording (its partial files are removed) while the stream goes on being published."""
 
-    def __init__(self, output_dir: Path | None = None) -> None:
-        super().__init__(output_dir)
+    def __init__(
+        self,
+        output_dir: Path | None = None,
+        invocation: Invocation | None = None,
+        source: str | None = None,
+    ) -> None:
+        super().__init__(output_dir, invocation, source)
         self.error: str | None = None  # why recording stopped
 
     def _guarded(self, call: Callable[[], object]) -> None:

@@ -18,6 +18,7 @@ import zmq
 
 from core.angle_set import ANGLE_COLUMNS
 from core.atomic import AtomicFile
+from core.provenance import Invocation
 from stages.publish import StreamPublisher
 from stages.record import LiveRecorder
 from stream.graph import Graph
@@ -41,6 +42,8 @@ def sink_main(
     graph: Graph,
     config: Mapping[str, Any],
     record_dir: Path | None,
+    invocation: Invocation | None,
+    source: str,
     print_stats: bool,
     stats_path: Path | None,
     ready: Any,
@@ -55,7 +58,9 @@ def sink_main(
     bind_or_fail(lambda: publisher.setup(config), graph.publish, live_key("publish"), lifeline)
     recorder = None
     if record_dir is not None:
-        recorder = LiveRecorder(record_dir)  # a write error stops recording, not the sink
+        recorder = LiveRecorder(
+            record_dir, invocation, source
+        )  # a write error stops recording, not the sink
         recorder.setup(config)
     receiver = bind_or_fail(
         lambda: PacketReceiver(graph.sink_input, capacity=int(config["live"]["queue"])),

@@ -91,6 +91,12 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
         help="fit a skeleton with constant bones and joint limits to the POF lift ([fit] "
         "enabled; on by default)",
     )
+    p.add_argument(
+        "--c3d",
+        action="store_true",
+        default=None,
+        help="also write <video>.c3d: the final markers (mm) and the ISB angles",
+    )
     p.add_argument("--config", type=Path, help="configuration file (default: config.toml)")
     p.add_argument(
         "--verbose", action="store_true", help="also show MediaPipe's native log messages"
@@ -115,6 +121,7 @@ FLAGS = {
     "angles.compute_all": "--compute-all-joint-angles",
     "angles.plot_all": "--plot-all-joint-angles",
     "output.dir": "--output",
+    "output.c3d": "--c3d",
     "live.publish": "--publish",
     "live.control": "--control",
     "live.curve_keys": "--curve-keys",

@@ -233,7 +233,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "augment": {"max_gap_frames": Integer(0, None, "frames")},
     "angles": {"compute_all": Flag(), "plot_all": Flag()},
-    "output": {"dir": NONEMPTY},
+    "output": {"dir": NONEMPTY, "c3d": Flag()},
     "pipeline": {
         "capture": ENTRY,
         "stages": TextList(STAGE, nonempty=True),

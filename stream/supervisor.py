@@ -32,6 +32,7 @@ from typing import Any
 
 import zmq
 
+from core.provenance import Invocation
 from stream.config import ConfigError
 from stream.graph import Graph, StageNode, check_graph, plan_graph
 from stream.lifeline import EXIT_REPORTED, Lifeline
@@ -72,6 +73,7 @@ class LiveOptions:
     lossless: bool = False
     duration_s: float | None = None
     record_dir: Path | None = None
+    invocation: Invocation | None = None  # the command line and start, for run.json
     print_stats: bool = False
     stats_path: Path | None = None
     viewer: bool = False
@@ -134,6 +136,8 @@ class Supervisor:
                 self.graph,
                 self.config,
                 opts.record_dir,
+                opts.invocation,
+                opts.source,
                 opts.print_stats,
                 opts.stats_path,
                 sink_ready,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import zmq
 
 from bench.proc import comm, descendants
 from core.demo_data import demo_video
+from core.provenance import sha256_file
 from tests.data import REPO
 from transports.client import PoseClient
 from transports.queues import Subscriber
@@ -256,7 +258,7 @@ def test_offline_equals_live_lossless_byte_for_byte(
     video = demo_video("cam02")
     offline = subprocess.run(
         [sys.executable, "run_offline.py", video, "--output", tmp_path / "offline", "--quiet",
-         "--compute-all-joint-angles"],
+         "--compute-all-joint-angles", "--c3d"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert offline.returncode == 0, offline.stderr
@@ -276,12 +278,12 @@ def test_offline_equals_live_lossless_byte_for_byte(
             out = tmp_path / f"live_{transport}"
             run = live_run(
                 "--source", video, "--lossless", "--record", out, "--compute-all-joint-angles",
-                *extra,
+                "--c3d", *extra,
             )  # fmt: skip
             code, _, err = run.finish(timeout=300)
             assert code == 0, err
             for name in ("cam02_initial.trc", "cam02_final.trc", "cam02_raw_landmarks.csv",
-                         "joint_angles/cam02_angles.mot"):  # fmt: skip
+                         "cam02.c3d", "joint_angles/cam02_angles.mot"):  # fmt: skip
                 live = (out / "cam02" / name).read_bytes()
                 offline = (tmp_path / "offline" / "cam02" / name).read_bytes()
                 assert live == offline, (transport, name)
@@ -295,8 +297,10 @@ def test_offline_equals_live_lossless_byte_for_byte(
 def test_offline_equals_live_with_the_kinematic_fit(
     tmp_path: Path, live_run: Callable[..., LiveRun]
 ) -> None:
-    """The fit's per-source state gives the same files live (its own process) and offline."""
-    video, flags = demo_video("cam02"), ["--compute-all-joint-angles", "--joint-refinement"]
+    """The fit's per-source state gives the same files live (its own process) and offline;
+    both folders have a run.json naming how they were made."""
+    video = demo_video("cam02")
+    flags = ["--compute-all-joint-angles", "--joint-refinement", "--c3d"]
     offline = subprocess.run(
         [sys.executable, "run_offline.py", video, "--output", tmp_path / "offline", "--quiet",
          *flags],
@@ -306,9 +310,19 @@ def test_offline_equals_live_with_the_kinematic_fit(
     run = live_run("--source", video, "--lossless", "--record", tmp_path / "live", *flags)
     code, _, err = run.finish(timeout=300)
     assert code == 0, err
-    for name in ("cam02_final.trc", "joint_angles/cam02_angles.mot"):
+    for name in ("cam02_final.trc", "cam02.c3d", "joint_angles/cam02_angles.mot"):
         live = (tmp_path / "live" / "cam02" / name).read_bytes()
         assert live == (tmp_path / "offline" / "cam02" / name).read_bytes(), name
+    records = {
+        mode: json.loads((tmp_path / mode / "cam02" / "run.json").read_text())
+        for mode in ("live", "offline")
+    }
+    assert Path(records["live"]["command"][1]).name == "run_live.py"
+    assert records["offline"]["command"][1] == "run_offline.py"
+    for key in ("input", "models", "software"):
+        assert records["live"][key] == records["offline"][key], key
+    assert records["live"]["input"]["sha256"] == sha256_file(Path(video))
+    assert records["live"]["config"]["output"]["c3d"] is True
 
 
 def raw_request(endpoint: str, frames: list[bytes]) -> dict | None:

@@ -28,12 +28,12 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
-def test_demo_writes_the_three_files(tmp_path: Path) -> None:
+def test_demo_writes_the_three_files_and_run_json(tmp_path: Path) -> None:
     result = run_offline("--demo", "--output", tmp_path)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "cam01"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["cam01_final.trc", "cam01_initial.trc", "cam01_raw_landmarks.csv"]
+    assert names == ["cam01_final.trc", "cam01_initial.trc", "cam01_raw_landmarks.csv", "run.json"]
     assert "100 frames" in result.stdout and "person detected in" in result.stdout
     final = (folder / "cam01_final.trc").read_text().splitlines()
     assert final[2].split("\t")[2:4] == ["100", "64"]
