@@ -114,6 +114,7 @@ FLAGS = {
     "camera.roll": "--camera-roll",
     "angles.compute_all": "--compute-all-joint-angles",
     "angles.plot_all": "--plot-all-joint-angles",
+    "opensim.enabled": "--ik",
     "output.dir": "--output",
     "live.publish": "--publish",
     "live.control": "--control",

@@ -233,6 +233,18 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "augment": {"max_gap_frames": Integer(0, None, "frames")},
     "angles": {"compute_all": Flag(), "plot_all": Flag()},
+    "opensim": {
+        "enabled": Flag(),
+        "model": NONEMPTY,
+        "markers": NONEMPTY,
+        "scaling_setup": NONEMPTY,
+        "ik_setup": NONEMPTY,
+        "image_margin": Number(0.0, 0.4),
+        "max_flexion_deg": Number(0.0, 180.0, "deg", above=True),
+        "trimmed_percent": Number(0.0, 99.0, "%"),
+        "min_markers": Integer(1, None, "markers"),
+        "log": Text(choices=("off", "error", "warn", "info")),
+    },
     "output": {"dir": NONEMPTY},
     "pipeline": {
         "capture": ENTRY,
