@@ -99,8 +99,8 @@ def load_model(config: Mapping[str, Any], path: Path | None = None) -> Any:
             model.set_MarkerSet(opensim.MarkerSet(str(setup_file(config["markers"]))))
         model.initSystem()
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise IkError(f"OpenSim cannot load the model {source}: {first}") from None
+        why = " ".join(str(exc).split())[-160:] or type(exc).__name__
+        raise IkError(f"OpenSim cannot load the model {source}: {why}") from None
     return model
 
 
@@ -118,23 +118,55 @@ def marker_positions(model: Any, state: Any) -> np.ndarray:
     )
 
 
+# Joint-centre markers of the LSTM set (also on the model) for the flexion of a frame.
+FLEXION_MARKERS = (
+    "RHJC_study",
+    "LHJC_study",
+    "r_knee_study",
+    "L_knee_study",
+    "r_ankle_study",
+    "L_ankle_study",
+    "r_shoulder_study",
+    "L_shoulder_study",
+)
+
+
+def check_pairs(
+    measurements: Sequence[Measurement], names: Sequence[str], model_names: Sequence[str]
+) -> None:
+    """Raise ``IkError`` unless every marker scaling needs is in the data and the model."""
+    needed = {m for meas in measurements for pair in meas.pairs for m in pair}
+    needed |= set(FLEXION_MARKERS)
+    missing = sorted((needed - set(names)) | (needed - set(model_names)))
+    if missing:
+        raise IkError(
+            "the marker set does not match the OpenSim model: scaling needs "
+            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} in both the data "
+            "and the model: set "
+            "[opensim] markers and scaling_setup to files of the same marker set"
+        )
+
+
 def _flexion_deg(xyz: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """(T,) mean of hip and knee flexion per frame from the joint markers, as Pose2Sim's
     frame selection: 0 standing straight, 90 sitting."""
-    at = {n: xyz[:, names.index(n)] for n in names}
+    at = {n: xyz[:, names.index(n)] for n in FLEXION_MARKERS}
 
     def bend(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
         u, v = a - b, c - b
         cos = (u * v).sum(-1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
         return 180.0 - np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
-    shoulders = (at["RShoulder"] + at["LShoulder"]) / 2
+    hip_r, hip_l, knee_r, knee_l, ankle_r, ankle_l, shoulder_r, shoulder_l = (
+        at[n] for n in FLEXION_MARKERS
+    )
+    shoulders = (shoulder_r + shoulder_l) / 2
     return np.mean(
         [
-            bend(at["RHip"], at["RKnee"], at["RAnkle"]),
-            bend(at["LHip"], at["LKnee"], at["LAnkle"]),
-            bend(shoulders, at["RHip"], at["RKnee"]),
-            bend(shoulders, at["LHip"], at["LKnee"]),
+            bend(hip_r, knee_r, ankle_r),
+            bend(hip_l, knee_l, ankle_l),
+            bend(shoulders, hip_r, knee_r),
+            bend(shoulders, hip_l, knee_l),
         ],
         axis=0,
     )
@@ -176,13 +208,7 @@ def scale_factors(
     measured distance over the model's distance in its default pose."""
     model_names = marker_names(model)
     model_xyz = marker_positions(model, model.initSystem())
-    needed = {m for meas in measurements for pair in meas.pairs for m in pair}
-    missing = sorted(needed - set(names)) + sorted(needed - set(model_names))
-    if missing:
-        raise IkError(
-            f"the marker set does not match the OpenSim model: scaling needs {missing[:6]} "
-            "(set [opensim] markers and scaling_setup to files of the same marker set)"
-        )
+    check_pairs(measurements, names, model_names)
     factors: dict[str, np.ndarray] = {}
     for meas in measurements:
         ratios = []

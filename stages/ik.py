@@ -27,7 +27,9 @@ from core.angle_files import save_png, write_mot
 from core.atomic import AtomicFile
 from models.opensim_ik import MarkerIk, read_tasks
 from models.opensim_model import (
+    check_pairs,
     load_model,
+    marker_names,
     read_measurements,
     scale_factors,
     scaled_model,
@@ -53,6 +55,14 @@ class IkReport:
     median_rms_m: float
     ms_per_frame: float
     factors: dict[str, np.ndarray]
+
+
+def check_setup(config: Mapping[str, Any], names: Sequence[str]) -> None:
+    """Load the configured model and setup files and check they fit the marker ``names``,
+    so a wrong file fails before any frame is processed (``IkError``)."""
+    model = load_model(config)
+    check_pairs(read_measurements(setup_file(config["scaling_setup"])), names, marker_names(model))
+    MarkerIk(model, names, read_tasks(setup_file(config["ik_setup"])), int(config["min_markers"]))
 
 
 def scale_to_markers(

@@ -27,7 +27,7 @@ from core.marker_sets import MARKERS_21, MARKERS_64
 from core.packet import Packet
 from core.stage import Sink
 from core.trc import TrcWriter
-from stages.ik import IkReport, write_ik_files
+from stages.ik import IkReport, check_setup, write_ik_files
 
 
 def _inside(packet: Packet, margin: float) -> bool:
@@ -87,6 +87,8 @@ class Recorder(Sink):
         self.angle_csv = bool(angles.get("compute_all", False))
         self.angle_plots = bool(angles.get("plot_all", False))
         self.ik_config = config if config.get("opensim", {}).get("enabled", False) else None
+        if self.ik_config is not None:
+            check_setup(self.ik_config["opensim"], MARKERS_64)
 
     def folder(self, source_id: str) -> Path:
         """Where the files of a source end up."""
