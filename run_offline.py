@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="scale the OpenSim model and run inverse kinematics ([opensim] in config.toml)",
     )
+    p.add_argument(
+        "--osim",
+        type=Path,
+        metavar="FILE.osim",
+        help="IK with this model scaled earlier (e.g. a _scaled.osim), no scaling (implies --ik)",
+    )
     p.add_argument("--output", type=Path, help="output folder (default from config.toml)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -76,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         config = config_from_args(args)
+        opensim = config["opensim"]
+        if opensim["scaled_model"]:
+            opensim["scaled_model"] = str(Path(opensim["scaled_model"]).resolve())
+            opensim["enabled"] = True
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

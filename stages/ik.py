@@ -60,6 +60,11 @@ class IkReport:
 def check_setup(config: Mapping[str, Any], names: Sequence[str]) -> None:
     """Load the configured model and setup files and check they fit the marker ``names``,
     so a wrong file fails before any frame is processed (``IkError``)."""
+    if config["scaled_model"]:
+        model = load_model(config, path=Path(config["scaled_model"]))
+        tasks = read_tasks(setup_file(config["ik_setup"]))
+        MarkerIk(model, names, tasks, int(config["min_markers"]))
+        return
     model = load_model(config)
     check_pairs(read_measurements(setup_file(config["scaling_setup"])), names, marker_names(model))
     MarkerIk(model, names, read_tasks(setup_file(config["ik_setup"])), int(config["min_markers"]))
@@ -114,10 +119,15 @@ def write_ik_files(
     usable: np.ndarray,
     plots: bool,
 ) -> tuple[list[Path], IkReport]:
-    """Scale, save and reload the model (a file OpenSim cannot load is an error), run IK
-    over every frame, write the files; return their paths and the report."""
+    """Scale (or take ``[opensim] scaled_model``), save and reload the model (a file OpenSim
+    cannot load is an error), run IK over every frame, write the files; return their paths
+    and the report."""
     opensim = config["opensim"]
-    model, factors = scale_to_markers(opensim, xyz, names, usable, float(config["subject"]["mass"]))
+    if opensim["scaled_model"]:
+        model, factors = load_model(opensim, path=Path(opensim["scaled_model"])), {}
+    else:
+        mass = float(config["subject"]["mass"])
+        model, factors = scale_to_markers(opensim, xyz, names, usable, mass)
     osim = folder / f"{stem}_scaled.osim"
     folder.mkdir(parents=True, exist_ok=True)
     model.setName(f"{stem}_scaled")

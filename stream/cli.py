@@ -115,6 +115,7 @@ FLAGS = {
     "angles.compute_all": "--compute-all-joint-angles",
     "angles.plot_all": "--plot-all-joint-angles",
     "opensim.enabled": "--ik",
+    "opensim.scaled_model": "--osim",
     "output.dir": "--output",
     "live.publish": "--publish",
     "live.control": "--control",

@@ -243,6 +243,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_flexion_deg": Number(0.0, 180.0, "deg", above=True),
         "trimmed_percent": Number(0.0, 99.0, "%"),
         "min_markers": Integer(1, None, "markers"),
+        "scaled_model": Text(what="an .osim file path, or empty"),
         "log": Text(choices=("off", "error", "warn", "info")),
     },
     "output": {"dir": NONEMPTY},

@@ -158,6 +158,23 @@ def test_demo_with_ik_writes_the_files_and_the_summary(tmp_path: Path) -> None:
     assert np.nanmedian(errors[:, 1]) < 0.05  # metres
     assert load_model(load_config()["opensim"], path=folder / "cam01_scaled.osim") is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no opensim.log
+    again = tmp_path / "again"
+    osim = folder / "cam01_scaled.osim"
+    result = run_offline(tmp_path, "--demo", "--osim", osim, "--output", again)
+    assert result.returncode == 0, result.stderr
+    same = (again / "cam01" / "cam01_ik.mot").read_bytes()
+    assert same == (folder / "cam01_ik.mot").read_bytes()  # the same model, the same IK
+
+
+def test_osim_that_does_not_load_is_one_error_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.osim"
+    broken.write_text("<OpenSimDocument><Model>not a model")
+    out = tmp_path / "out"
+    result = run_offline(tmp_path, "--demo", "--osim", broken, "--output", out)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot load the model" in errors[0], result.stderr
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
