@@ -4,7 +4,9 @@ Runs ``run_offline.py --ik`` (default pipeline) on the given cameras of Demo_Sin
 unless their files already exist under ``--output``, then reports per camera: the median
 IK marker RMS error, the range of the knee, hip and ankle coordinates, and the share of
 frames where a coordinate sits at its range limit in the scaled model (within 0.5 deg), and
-the IK cost per frame (alone, re-solving the final markers with the scaled model).
+the IK cost per frame (alone, re-solving the final markers with the scaled model), and
+the ISB angles of ``stages/angles.py`` against the matching coordinates (mean difference,
+coordinate minus angle, and correlation).
 
     uv run --no-sync python -m bench.bench_ik --output /tmp/ik_demo
 """
@@ -36,13 +38,27 @@ MAIN = (
     "ankle_angle_l",
 )
 AT_LIMIT_DEG = 0.5
+# OpenSim coordinate -> the ISB angle column with the same positive direction.
+ISB = {
+    "hip_flexion_r": "hip_r_flex_deg",
+    "hip_flexion_l": "hip_l_flex_deg",
+    "hip_adduction_r": "hip_r_abd_deg",  # opposite sign: compared negated
+    "hip_adduction_l": "hip_l_abd_deg",
+    "knee_angle_r": "knee_r_flex_deg",
+    "knee_angle_l": "knee_l_flex_deg",
+    "ankle_angle_r": "ankle_r_flex_deg",
+    "ankle_angle_l": "ankle_l_flex_deg",
+    "elbow_flex_r": "elbow_r_flex_deg",
+    "elbow_flex_l": "elbow_l_flex_deg",
+}
 
 
 def run(cameras: list[str], output: Path) -> None:
     missing = [c for c in cameras if not (output / c / f"{c}_ik.mot").is_file()]
     if missing:
         videos = [str(demo_video(c)) for c in missing]
-        cmd = [sys.executable, "run_offline.py", *videos, "--ik", "--quiet", "--output"]
+        cmd = [sys.executable, "run_offline.py", *videos, "--ik", "--compute-all-joint-angles"]
+        cmd += ["--quiet", "--output"]
         subprocess.run([*cmd, str(output)], check=True)
 
 
@@ -68,6 +84,13 @@ def report(camera: str, output: Path, config: dict) -> None:
             f"  {name:16s} {np.nanmin(series):7.1f} .. {np.nanmax(series):6.1f} deg "
             f"(model {low:.0f} .. {high:.0f}), at a limit {100 * at:.0f}% of frames"
         )
+    isb_names, isb = read_mot(folder / "joint_angles" / f"{camera}_angles.mot")
+    for name, column in ISB.items():
+        sign = -1.0 if "adduction" in name else 1.0
+        a, b = values[:, names.index(name)], sign * isb[:, isb_names.index(column)]
+        ok = np.isfinite(a) & np.isfinite(b)
+        r = np.corrcoef(a[ok], b[ok])[0, 1]
+        print(f"  {name:16s} - {column:16s} mean {np.mean(a[ok] - b[ok]):6.1f} deg, r {r:5.2f}")
     trc = read_trc(folder / f"{camera}_final.trc")
     start = time.perf_counter()
     _, _, _, ms = solve_trial(model, config["opensim"], trc.times, trc.xyz, trc.names)
