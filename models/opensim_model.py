@@ -43,7 +43,7 @@ def opensim_module() -> Any:
     return opensim
 
 
-def quiet(level: str) -> Any:
+def with_log_level(level: str) -> Any:
     """``opensim`` with its console log at ``level`` (one of ``LOG_LEVELS``)."""
     opensim = opensim_module()
     opensim.Logger.setLevelString(LOG_LEVELS[level])
@@ -89,7 +89,7 @@ def read_measurements(path: Path) -> list[Measurement]:
 def load_model(config: Mapping[str, Any], path: Path | None = None) -> Any:
     """The generic model with the configured marker set (or a scaled model file), checked:
     raise ``IkError`` if it does not load."""
-    opensim = quiet(config["log"])
+    opensim = with_log_level(config["log"])
     folder = setup_file(config["model"]).parent / "Geometry"
     opensim.ModelVisualizer.addDirToGeometrySearchPaths(str(folder))
     source = path or setup_file(config["model"])
