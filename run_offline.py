@@ -5,6 +5,7 @@ Examples:
     uv run run_offline.py --demo
     uv run run_offline.py walk.mp4 --height 1.82 --mass 78 --output results/
     uv run run_offline.py walk.mp4 --compute-all-joint-angles --plot-all-joint-angles
+    uv run run_offline.py walk.mp4 --ik      # + OpenSim scaled model and IK (.osim, .mot)
     uv run run_offline.py --view results/walk/walk_final.trc   # replay a TRC in 3D
 """
 
@@ -19,6 +20,7 @@ from types import FrameType
 from core.atomic import OutputError
 from core.demo_data import demo_video
 from core.provenance import Invocation
+from models.opensim_model import IkError
 from offline.runner import NoPersonError, OutputLayoutError, output_dirs, process_video
 from stages.capture import SourceError
 from stream.cli import OneLineParser, add_pipeline_flags, config_from_args
@@ -52,6 +54,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="replay a TRC file in the 3D viewer (space play/pause, arrow keys step)",
     )
     add_pipeline_flags(p)
+    p.add_argument(
+        "--ik",
+        action="store_true",
+        default=None,
+        help="scale the OpenSim model and run inverse kinematics ([opensim] in config.toml)",
+    )
+    p.add_argument(
+        "--osim",
+        type=Path,
+        metavar="FILE.osim",
+        help="IK with this model scaled earlier (e.g. a _scaled.osim), no scaling (implies --ik)",
+    )
     p.add_argument("--output", type=Path, help="output folder (default from config.toml)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -70,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         config = config_from_args(args)
+        opensim = config["opensim"]
+        if opensim["scaled_model"]:
+            opensim["scaled_model"] = str(Path(opensim["scaled_model"]).resolve())
+            opensim["enabled"] = True
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -88,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             summaries.append(
                 process_video(video, config, folder, progress=not args.quiet, invocation=invocation)
             )
-        except (SourceError, NoPersonError, ConfigError, StageError, OutputError) as exc:
+        except (SourceError, NoPersonError, ConfigError, StageError, OutputError, IkError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed.append(f"{video.name}: failed, no files written: {exc}")
         except Stopped as stop:

@@ -39,15 +39,17 @@ def write_group_csv(
     _write_atomic(path, header + _table(times, values, ","))
 
 
-def write_mot(path: Path, times: np.ndarray, angles: np.ndarray) -> None:
-    """OpenSim motion file (degrees, tab separated) with every column of ``ANGLE_COLUMNS``."""
+def write_mot(
+    path: Path, times: np.ndarray, values: np.ndarray, columns: tuple[str, ...] = ANGLE_COLUMNS
+) -> None:
+    """OpenSim motion file (angles in degrees, tab separated), ``time`` then ``columns``."""
     header = (
-        f"{path.stem}\nversion=1\nnRows={len(times)}\nnColumns={len(ANGLE_COLUMNS) + 1}\n"
+        f"{path.stem}\nversion=1\nnRows={len(times)}\nnColumns={len(columns) + 1}\n"
         f"inDegrees=yes\nsoftware={software_label()}\nendheader\n"
-        + "\t".join(["time", *ANGLE_COLUMNS])
+        + "\t".join(["time", *columns])
         + "\n"
     )
-    _write_atomic(path, header + _table(times, angles, "\t"))
+    _write_atomic(path, header + _table(times, values, "\t"))
 
 
 def read_mot(path: Path) -> tuple[list[str], np.ndarray]:
@@ -64,7 +66,7 @@ def _label(column: str) -> str:
     return f"+ {ANGLE_POSITIVE[column]} (deg)"
 
 
-def _save_png(fig: Figure, path: Path) -> None:
+def save_png(fig: Figure, path: Path) -> None:
     """Render in memory first, so a plotting error never touches the folder."""
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=100)
@@ -83,7 +85,7 @@ def plot_group(
         ax.grid(alpha=0.3)
     axes[0].set_title(title)
     axes[-1].set_xlabel("time (s)")
-    _save_png(fig, path)
+    save_png(fig, path)
 
 
 def plot_summary(path: Path, title: str, times: np.ndarray, angles: np.ndarray) -> None:
@@ -100,7 +102,7 @@ def plot_summary(path: Path, title: str, times: np.ndarray, angles: np.ndarray) 
     for ax in axes[-3:]:
         ax.set_xlabel("time (s)")
     fig.suptitle(f"{title}: joint angles (deg), legend = positive direction")
-    _save_png(fig, path)
+    save_png(fig, path)
 
 
 def write_angle_outputs(

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from core.provenance import Invocation
 from core.stage import Stage
 from stages.capture import VideoSource
+from stages.ik import IkReport
 from stages.record import Recorder, file_stem
 from stream.pipeline import build_stages, run_inline
 
@@ -67,6 +68,7 @@ class RunSummary:
     seconds: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean ms per frame
     files: list[Path] = field(default_factory=list)
+    ik: IkReport | None = None  # with --ik
 
     @property
     def fps(self) -> float:
@@ -94,6 +96,7 @@ class RunSummary:
                 else []
             ),
             f"  ms per frame: {stages}",
+            *([self._ik_line(self.ik)] if self.ik is not None else []),
             *(f"  -> {p}" for p in self.files if p.parent.name != "joint_angles"),
             *(
                 f"  -> {folder}/ ({n} joint-angle files)"
@@ -102,6 +105,13 @@ class RunSummary:
                 ).items()
             ),
         ]
+
+    @staticmethod
+    def _ik_line(ik: IkReport) -> str:
+        return (
+            f"  OpenSim IK: {ik.solved}/{ik.frames} frames solved, median marker RMS error "
+            f"{100 * ik.median_rms_m:.1f} cm, {ik.ms_per_frame:.1f} ms per frame"
+        )
 
 
 def process_video(
@@ -153,4 +163,5 @@ def process_video(
     summary.seconds = time.perf_counter() - start
     summary.stage_ms = {k: v / max(summary.frames, 1) for k, v in totals.items()}
     summary.files = recorder.written[source.source_id]
+    summary.ik = recorder.ik.get(source.source_id)
     return summary

@@ -7,7 +7,8 @@ angles); with ``[angles] compute_all`` / ``plot_all`` the joint-angle CSV/.mot f
 plots under ``<source>/joint_angles/``. All files of a source are written into a temporary folder
 next to ``<dir>/<source>/`` that takes its place on ``finish``, so the folder holds one
 complete set or nothing; ``discard`` removes everything of a failed run. A write error is
-an ``OutputError`` naming the final file.
+an ``OutputError`` naming the final file. With ``[opensim] enabled`` (``--ik``) ``finish``
+also scales the OpenSim model and runs IK over the source's final markers (``stages/ik.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,18 @@ from core.packet import Packet
 from core.provenance import SOFTWARE, Invocation, RunRecord, software_version
 from core.stage import Sink
 from core.trc import TrcWriter
+from stages.ik import IkReport, check_setup, write_ik_files
 from stages.run_info import models_used
+
+
+def _inside(packet: Packet, margin: float) -> bool:
+    """Every 2D landmark at least ``margin`` (fraction of the image size) inside the image:
+    the frames fit for scaling, where no limb is guessed beyond the border."""
+    xy = packet.data["landmarks_2d"]
+    size = np.array(packet.image_size, dtype=np.float64)
+    return bool(
+        np.isfinite(xy).all() and ((xy >= margin * size) & (xy <= (1 - margin) * size)).all()
+    )
 
 
 def file_stem(source_id: str) -> str:
@@ -47,6 +59,9 @@ class _SourceFiles:
     run: RunRecord
     times: list[float] = field(default_factory=list)
     angles: list[np.ndarray] = field(default_factory=list)
+    ik_times: list[float] = field(default_factory=list)  # for IK
+    markers: list[np.ndarray] = field(default_factory=list)
+    inside: list[bool] = field(default_factory=list)  # person well inside the image
 
     def writers(self) -> tuple[Any, ...]:
         return (self.initial, self.final, self.landmarks, *([self.c3d] if self.c3d else []))
@@ -77,8 +92,10 @@ class Recorder(Sink):
         self.angle_csv = False
         self.angle_plots = False
         self.c3d = False
+        self.ik_config: Mapping[str, Any] | None = None  # the whole config, with --ik
         self._files: dict[str, _SourceFiles] = {}
         self.written: dict[str, list[Path]] = {}
+        self.ik: dict[str, IkReport] = {}
 
     def setup(self, config: Mapping[str, Any]) -> None:
         if self.output_dir is None:
@@ -88,6 +105,9 @@ class Recorder(Sink):
         self.angle_csv = bool(angles.get("compute_all", False))
         self.angle_plots = bool(angles.get("plot_all", False))
         self.c3d = bool(config.get("output", {}).get("c3d", False))
+        self.ik_config = config if config.get("opensim", {}).get("enabled", False) else None
+        if self.ik_config is not None:
+            check_setup(self.ik_config["opensim"], MARKERS_64)
 
     def folder(self, source_id: str) -> Path:
         """Where the files of a source end up."""
@@ -148,6 +168,10 @@ class Recorder(Sink):
         if "angles" in d and (self.angle_csv or self.angle_plots):
             files.times.append(packet.media_time_s)
             files.angles.append(d["angles"])
+        if self.ik_config is not None:
+            files.ik_times.append(packet.media_time_s)
+            files.markers.append(np.array(d["markers_64"], dtype=np.float64))
+            files.inside.append(_inside(packet, float(self.ik_config["opensim"]["image_margin"])))
         return packet
 
     def finish(self, source_id: str) -> None:
@@ -167,6 +191,19 @@ class Recorder(Sink):
                         csv=self.angle_csv,
                         plots=self.angle_plots,
                     )
+                if self.ik_config is not None and files.markers:
+                    markers = np.array(files.markers)
+                    paths, self.ik[source_id] = write_ik_files(
+                        files.folder.tmp_path,
+                        file_stem(source_id),
+                        self.ik_config,
+                        np.array(files.ik_times),
+                        markers,
+                        MARKERS_64,
+                        np.array(files.inside) & np.isfinite(markers).all(axis=(1, 2)),
+                        plots=self.angle_plots,
+                    )
+                    written += paths
                 written.append(files.run.write(files.folder.tmp_path))  # last: ended = now
             files.folder.commit()
         except BaseException:

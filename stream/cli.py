@@ -120,6 +120,8 @@ FLAGS = {
     "camera.roll": "--camera-roll",
     "angles.compute_all": "--compute-all-joint-angles",
     "angles.plot_all": "--plot-all-joint-angles",
+    "opensim.enabled": "--ik",
+    "opensim.scaled_model": "--osim",
     "output.dir": "--output",
     "output.c3d": "--c3d",
     "live.publish": "--publish",
