@@ -7,17 +7,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import opensim
 import pytest
 
 from core.angle_files import read_mot
 from core.trc import TrcWriter, read_trc
+from models.opensim_model import load_model, marker_names, marker_positions
+from stages.ik import scale_to_markers, solve_trial
 from stream.config import load_config
 from tests.data import REPO
-
-opensim = pytest.importorskip("opensim", reason="--ik needs the optional opensim wheel")
-
-from models.opensim_model import load_model, marker_names, marker_positions  # noqa: E402
-from stages.ik import scale_to_markers, solve_trial  # noqa: E402
 
 # Known scale factors per measurement of Scaling_Setup_Pose2Sim_LSTM.xml (uniform per body).
 KNOWN = {
