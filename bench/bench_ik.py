@@ -8,7 +8,7 @@ the IK cost per frame (alone, re-solving the final markers with the scaled model
 the ISB angles of ``stages/angles.py`` against the matching coordinates (mean difference,
 coordinate minus angle, and correlation).
 
-    uv run --no-sync python -m bench.bench_ik --output /tmp/ik_demo
+    uv run python -m bench.bench_ik [--output data/output/bench-ik]
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def report(camera: str, output: Path, config: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--output", type=Path, default=Path("/tmp/ik_demo"))
+    p.add_argument("--output", type=Path, default=Path("data/output/bench-ik"))
     p.add_argument("--cameras", nargs="+", default=["cam01", "cam02", "cam03", "cam04"])
     args = p.parse_args()
     run(args.cameras, args.output)
