@@ -75,9 +75,11 @@ class KinematicFit(Stage):
             packet.data["landmarks_2d"][MEDIAPIPE_INDEX],
             packet.data["visibility"][MEDIAPIPE_INDEX],
             self.camera(packet.image_size),
-            packet.data["joints_camera"],
-            packet.data["limb_directions"],
-            packet.data["limb_confidence"],
+            # writable copies: numba compiles read-only arrays (frozen packets) as another
+            # type, which would cost seconds on the first frame of a fresh install
+            np.array(packet.data["joints_camera"]),
+            np.array(packet.data["limb_directions"]),
+            np.array(packet.data["limb_confidence"]),
             self.vis_min,
         )
         world = packet.data["world_3d"].copy()

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numba.core.registry import CPUDispatcher as Dispatcher
 from scipy.spatial.transform import Rotation
 
 from core.demo_data import TEST_DEMO
 from core.packet import Packet
+from models import kinematic_fit, kinematic_model, pose_prior
 from models import kinematic_model as km
 from models.kinematic_fit import (
     HINGE_LIMBS,
@@ -318,6 +320,30 @@ def test_fit_stage_keeps_bones_and_restarts_with_the_track(demo_detections) -> N
     people[-1].meta["track_reset"] = True
     fit(people[-1])
     assert fit._people["cam"] is not first and fit._people["cam"].params is not None
+
+
+def compiled_signatures() -> int:
+    """How many type signatures numba has compiled for the fit's kernels so far."""
+    modules = (kinematic_fit, kinematic_model, pose_prior)
+    return sum(len(f.signatures) for m in modules for f in vars(m).values()
+               if isinstance(f, Dispatcher))  # fmt: skip
+
+
+def test_the_stage_compiles_everything_in_setup(demo_detections) -> None:
+    """Frames arrive frozen (read-only arrays): none may make numba compile a new variant
+    (seconds on a fresh install's first frame, a live stall)."""
+    config = load_config()
+    lift, fit = PofLift(), KinematicFit()
+    lift.setup(config)
+    fit.setup(config)
+    before = compiled_signatures()
+    assert before > 0
+    for packet in demo_packets(demo_detections, 1)[:20]:
+        packet.freeze()
+        lifted = lift(packet)
+        lifted.freeze()
+        fit(lifted)
+    assert compiled_signatures() == before
 
 
 def test_joint_refinement_without_the_pof_lift_is_refused() -> None:
