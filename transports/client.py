@@ -18,6 +18,7 @@ endpoint, and send ``{"cmd": "schema"}`` (msgpack) to the control endpoint.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -48,18 +49,29 @@ class PoseClient:
 
     def request(self, cmd: str, timeout_s: float = 2.0) -> dict[str, Any]:
         """Send ``{"cmd": cmd}`` to the control socket and return the reply map."""
+        deadline = time.monotonic() + timeout_s
         socket = self._context.socket(zmq.REQ)
         socket.linger = 0
+        # A REQ socket blocks its send while it has no connected peer, which is forever
+        # when the server refuses the CURVE handshake: the send has the same deadline.
+        socket.sndtimeo = int(timeout_s * 1000)
         for option, value in self._security.items():
             socket.setsockopt(option, value)
         try:
             socket.connect(self.control)
-            socket.send(msgpack.packb({"cmd": cmd}))
-            if not socket.poll(int(timeout_s * 1000)):
-                raise ControlTimeout(f"no answer from {self.control} within {timeout_s} s")
+            try:
+                socket.send(msgpack.packb({"cmd": cmd}))
+            except zmq.Again:
+                raise ControlTimeout(self._silent(timeout_s)) from None
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if not socket.poll(left_ms):
+                raise ControlTimeout(self._silent(timeout_s))
             return msgpack.unpackb(socket.recv(), raw=False)
         finally:
             socket.close()
+
+    def _silent(self, timeout_s: float) -> str:
+        return f"no answer from {self.control} within {timeout_s} s"
 
     def messages(
         self, topics: Sequence[str] = ("pose.",), timeout_s: float | None = None
