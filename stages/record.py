@@ -231,14 +231,7 @@ class LiveRecorder(Recorder):
     """``--record`` in the live sink: a write error is reported in one line and stops the
     recording (its partial files are removed) while the stream goes on being published."""
 
-    def __init__(
-        self,
-        output_dir: Path | None = None,
-        invocation: Invocation | None = None,
-        source: str | None = None,
-    ) -> None:
-        super().__init__(output_dir, invocation, source)
-        self.error: str | None = None  # why recording stopped
+    error: str | None = None  # why recording stopped (set on the instance when it does)
 
     def _guarded(self, call: Callable[[], object]) -> None:
         if self.error is not None:
