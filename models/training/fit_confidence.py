@@ -16,9 +16,12 @@ and the probability of a mirrored marker, measured by hiding each limb in turn (
 landmarks' visibility set to 0) with ``[markers] estimate_missing`` on. Written to
 ``models/weights/confidence.json``.
 
-Report (Demo_SinglePerson, the test demo, never fitted on): the published confidence
-(``markers_21_confidence``, swap factor and all) against the error, by confidence decile,
-per camera and pooled.
+Report (Demo_SinglePerson, the test demo, never fitted on; and the tuning demo, in sample):
+the published confidence (``markers_21_confidence``, swap factor and all) against the
+error, by confidence decile, per camera and pooled; and the angle confidence of knee, hip
+and elbow flexion (``angles_confidence``) against the error of the three-point flexion
+of the same joint (models/training/accuracy.py ``flexion``: the ISB angle itself has no
+multi-view reference).
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from core.angle_set import ANGLE_COLUMNS
 from core.demo_data import DEMO_CAMERAS, TEST_DEMO, TUNING_DEMO, demo_video
 from core.landmarks import LANDMARK
 from core.packet import Packet
 from models.confidence import FEATURES, WEIGHTS_PATH
 from models.skeleton import JOINTS
+from models.training.accuracy import FLEXIONS, flexion
 from models.training.measure_accuracy import (
     OUTPUT_JOINTS,
     detected_packets,
@@ -57,6 +62,8 @@ HIDDEN_LIMBS = (
     ("LKnee", "LAnkle", "LHeel", "LBigToe"), ("RKnee", "RAnkle", "RHeel", "RBigToe"),
 )  # fmt: skip
 DECILES = 10
+# angle columns of the three-point flexions, in accuracy.flexion's order (left, right)
+FLEXION_COLUMNS = [ANGLE_COLUMNS.index(f"{n}_{s}_flex_deg") for n in FLEXIONS for s in "lr"]
 
 
 def aligned_errors(out: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -99,16 +106,16 @@ def camera_rows(
         outs = [by_frame[f].data for f in frames]
         if not outs:
             continue
+        joints = np.array([d["markers_21"][OUTPUT_JOINTS] for d in outs])
         result[camera] = {
-            "error": np.array(
-                [
-                    aligned_errors(d["markers_21"][OUTPUT_JOINTS], t)
-                    for d, t in zip(outs, truth, strict=True)
-                ]
-            ),  # fmt: skip
+            "error": np.array([aligned_errors(j, t) for j, t in zip(joints, truth, strict=True)]),
             "features": np.array([d["confidence_features"] for d in outs]),
             "confidence": np.array([d["markers_21_confidence"][OUTPUT_JOINTS] for d in outs]),
             "estimated": np.array([d["markers_21_estimated"][OUTPUT_JOINTS] for d in outs]),
+            "flexion_error": np.abs(
+                np.hstack([flexion(joints, n) - flexion(truth, n) for n in FLEXIONS])
+            ),
+            "flexion_confidence": np.array([d["angles_confidence"][FLEXION_COLUMNS] for d in outs]),
         }
     return result
 
@@ -164,14 +171,14 @@ def fit(cache: Path) -> dict[str, Any]:
 
 
 def deciles(confidence: np.ndarray, error: np.ndarray) -> list[dict[str, float]]:
-    """Markers split into ``DECILES`` equal groups by confidence, lowest first: confidence
-    range, mean, median error (m), share within tolerance, count."""
+    """Samples split into ``DECILES`` equal groups by confidence, lowest first: confidence
+    range, mean, median error (the error's unit), share within ``TOLERANCE_M``, count."""
     order = np.argsort(confidence, kind="stable")
     out = []
     for group in np.array_split(order, DECILES):
         c, e = confidence[group], error[group]
         out.append({"lo": float(c.min()), "hi": float(c.max()), "mean": float(c.mean()),
-                    "median_error_m": float(np.median(e)),
+                    "median_error": float(np.median(e)),
                     "within": float(np.mean(e <= TOLERANCE_M)), "n": int(len(group))})  # fmt: skip
     return out
 
@@ -194,7 +201,12 @@ def report(demo: str, cache: Path) -> dict[str, Any]:
         per[camera] = {"deciles": deciles(c, e), "spearman": spearman(c, e)}
     c, e = np.concatenate(pooled_c), np.concatenate(pooled_e)
     per["pooled"] = {"deciles": deciles(c, e), "spearman": spearman(c, e)}
-    return {"demo": demo, "tolerance_m": TOLERANCE_M, "joints": list(JOINTS), "figures": per}
+    c = np.concatenate([r["flexion_confidence"].ravel() for r in rows.values()])
+    e = np.concatenate([r["flexion_error"].ravel() for r in rows.values()])
+    ok = np.isfinite(e)
+    angles = {"deciles": deciles(c[ok], e[ok]), "spearman": spearman(c[ok], e[ok])}
+    return {"demo": demo, "tolerance_m": TOLERANCE_M, "joints": list(JOINTS), "figures": per,
+            "flexion": angles}  # fmt: skip
 
 
 def markdown(result: Mapping[str, Any], command: str) -> str:
@@ -212,12 +224,18 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         "|---" * (len(names) + 3) + "|",
     ]
     for i in range(DECILES):
-        cells = [f"{100 * figures[n]['deciles'][i]['median_error_m']:.1f}" for n in names]
+        cells = [f"{100 * figures[n]['deciles'][i]['median_error']:.1f}" for n in names]
         pooled = figures["pooled"]["deciles"][i]
         lines.append(f"| {i + 1} | " + " | ".join(cells)
                      + f" | {pooled['mean']:.2f} | {100 * pooled['within']:.0f}% |")  # fmt: skip
     lines += ["", "Spearman rank correlation of confidence and error: "
               + ", ".join(f"{n} {figures[n]['spearman']:.2f}" for n in names)]  # fmt: skip
+    flex = result["flexion"]
+    lines += ["", "Knee, hip and elbow flexion (left and right, pooled): three-point flexion "
+              "error (deg, median) by decile of the angle's confidence: "
+              + ", ".join(f"{d['median_error']:.1f}" for d in flex["deciles"])
+              + f" (confidence {flex['deciles'][0]['mean']:.2f} to "
+              f"{flex['deciles'][-1]['mean']:.2f}; Spearman {flex['spearman']:.2f})"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -236,14 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         model = fit(args.cache)
         WEIGHTS_PATH.write_text(json.dumps(model, indent=1) + "\n")
         print(f"wrote {WEIGHTS_PATH}: {json.dumps(model)}", file=sys.stderr)
-    result = report(TEST_DEMO, args.cache)
+    results = [report(demo, args.cache) for demo in (TEST_DEMO, TUNING_DEMO)]
     command = "uv run python -m models.training.fit_confidence " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
-    result["command"] = command
     if args.out:
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-    text = markdown(result, command)
+        args.out.write_text(json.dumps({"command": command, "reports": results}, indent=1) + "\n")
+    text = "\n".join(markdown(result, command) for result in results)
     if args.markdown:
         args.markdown.write_text(text)
     print(text)
