@@ -46,7 +46,7 @@ from core.marker_sets import MARKERS_21
 from core.packet import Packet
 from core.stage import Stage
 from models.confidence import MarkerConfidence, joint_features
-from models.skeleton import JOINTS
+from models.skeleton import JOINTS, MEDIAPIPE_INDEX
 from stages.levelling import Levelling
 
 # Left/right markers, proximal to distal, and the parent each limb segment hangs from.
@@ -68,8 +68,8 @@ _ARMS = ("Nose", "Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist",
 SWAP_ROWS = {
     "arms": np.array([IDX[n] for n in _ARMS]),
     "legs": np.array([i for n, i in IDX.items() if n not in _ARMS]),
+    "body": np.arange(len(MARKERS_21)),
 }
-SWAP_ROWS["body"] = np.arange(len(MARKERS_21))
 
 
 def standing_height(m: np.ndarray) -> float:
@@ -245,7 +245,7 @@ class MarkerBuilder(Stage):
                 acceleration = np.linalg.norm(relative - 2 * x1 + x0, axis=1) / dt**2
         state.history = [*state.history[-1:], (time_s, relative)]
         features = joint_features(
-            packet.data["visibility"][[LANDMARK[n] for n in JOINTS]],
+            packet.data["visibility"][MEDIAPIPE_INDEX],
             packet.data.get("fit_residual"),
             packet.data.get("limb_confidence"),
             acceleration,
