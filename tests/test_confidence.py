@@ -4,7 +4,9 @@ One camera's frames go through the real detect stage once; the later stages then
 copies of those packets: as detected (clean), with one limb's visibility lowered (a limb
 MediaPipe sees poorly), with a limb hidden and ``estimate_missing`` on (the markers stage
 mirrors it from the other side, as the real pipeline does), and with the legs' left/right
-labels exchanged for a stretch of frames (the swap repair undoes it).
+labels exchanged for a stretch of frames (the swap repair undoes it). And the clean
+run's markers against the triangulation of the other three cameras: the error falls as
+the confidence rises.
 """
 
 from __future__ import annotations
@@ -18,13 +20,22 @@ import pytest
 
 from core.angle_files import confidence_column, write_angle_outputs
 from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS
-from core.demo_data import demo_video
+from core.demo_data import DEMO_CAMERAS, TEST_DEMO, demo_video
 from core.landmarks import LANDMARK
 from core.marker_sets import AUGMENTED_FROM, MARKERS_21, MARKERS_64
 from core.packet import Packet
 from models.confidence import MarkerConfidence
-from models.training.measure_accuracy import detected_packets, run_stages, split_stages
+from models.skeleton import JOINTS
+from models.training.fit_confidence import aligned_errors, deciles, spearman
+from models.training.measure_accuracy import (
+    OUTPUT_JOINTS,
+    detected_packets,
+    reference,
+    run_stages,
+    split_stages,
+)
 from models.training.measure_accuracy import with_stages as only
+from models.training.multiview import demo_cameras, run_mediapipe
 from stages.markers import SWAP_ROWS
 from stages.swap_repair import PERMUTATION
 from stream.config import with_overrides
@@ -164,3 +175,24 @@ def test_angle_csvs_carry_each_angles_confidence(tmp_path: Path, clean: list[Pac
     assert confidence_column("knee_l_flex_deg") == "knee_l_flex_confidence"
     table = np.genfromtxt(path, delimiter=",", skip_header=1)
     np.testing.assert_allclose(table[:, 4:], confidence[:, columns("knee_l")], atol=1e-6)
+
+
+def test_the_error_falls_as_the_confidence_rises(clean: list[Packet]) -> None:
+    """cam01 against the other three cameras' triangulation (MediaPipe on each, ~20 s)."""
+    shape = (len(DEMO_CAMERAS), len(clean), len(JOINTS))
+    detections = {"uv": np.full((*shape, 2), np.nan), "vis": np.zeros(shape)}
+    for c, camera in enumerate(DEMO_CAMERAS[1:], start=1):
+        uv, vis, _ = run_mediapipe(demo_video(camera, TEST_DEMO))
+        detections["uv"][c], detections["vis"][c] = uv, vis
+    frames, truth, _ = reference(demo_cameras(TEST_DEMO), detections, 0, clean)
+    assert len(frames) > 80
+    out = [clean[f].data for f in frames]
+    error = np.array(
+        [aligned_errors(d["markers_21"][OUTPUT_JOINTS], t) for d, t in zip(out, truth, strict=True)]
+    )
+    confidence = np.array([d["markers_21_confidence"][OUTPUT_JOINTS] for d in out])
+    ok = np.isfinite(error)
+    tenths = [t["median_error"] for t in deciles(confidence[ok], error[ok])]
+    assert spearman(confidence[ok], error[ok]) < -0.15
+    assert tenths[0] > tenths[-1] + 0.02  # m: the least sure tenth against the surest
+    assert np.mean(tenths[:3]) > np.mean(tenths[-3:]) + 0.01
