@@ -31,12 +31,25 @@ def _table(times: np.ndarray, values: np.ndarray, delimiter: str) -> str:
     return "".join(delimiter.join(f"{v:.6f}" for v in row) + "\n" for row in rows)
 
 
+def confidence_column(column: str) -> str:
+    """The CSV column of an angle's confidence (``knee_r_flex_deg``: ``knee_r_flex_confidence``)."""
+    return column.removesuffix("_deg") + "_confidence"
+
+
 def write_group_csv(
-    path: Path, times: np.ndarray, values: np.ndarray, columns: tuple[str, ...]
+    path: Path,
+    times: np.ndarray,
+    values: np.ndarray,
+    columns: tuple[str, ...],
+    confidence: np.ndarray | None = None,
 ) -> None:
-    """``time`` + the group's columns, comma separated, ``nan`` where a joint is missing."""
-    header = ",".join(["time", *columns]) + "\n"
-    _write_atomic(path, header + _table(times, values, ","))
+    """``time`` + the group's columns, comma separated, ``nan`` where a joint is missing;
+    then, with ``confidence`` (same shape as ``values``), each column's confidence (0..1)."""
+    names = ["time", *columns]
+    if confidence is not None:
+        names += [confidence_column(c) for c in columns]
+        values = np.column_stack([values, confidence])
+    _write_atomic(path, ",".join(names) + "\n" + _table(times, values, ","))
 
 
 def write_mot(
@@ -112,10 +125,12 @@ def write_angle_outputs(
     angles: np.ndarray,
     csv: bool = True,
     plots: bool = True,
+    confidence: np.ndarray | None = None,
 ) -> list[Path]:
     """Write ``<video>_<group>.csv``/``.png``, ``<video>_angles.mot`` and
     ``<video>_angles_summary.png`` for (T,) times in seconds and (T, N) angles in the order
-    of ``ANGLE_COLUMNS``; return the paths written."""
+    of ``ANGLE_COLUMNS``; with (T, N) ``confidence`` the CSVs also hold each angle's
+    confidence (``confidence_column``); return the paths written."""
     times = np.asarray(times, dtype=np.float64)
     angles = np.asarray(angles, dtype=np.float64)
     if angles.shape != (len(times), len(ANGLE_COLUMNS)):
@@ -123,13 +138,17 @@ def write_angle_outputs(
             f"angles must be ({len(times)}, {len(ANGLE_COLUMNS)}) like ANGLE_COLUMNS, "
             f"got {angles.shape}"
         )
+    if confidence is not None and np.shape(confidence) != angles.shape:
+        raise ValueError(f"confidence must be {angles.shape} like the angles")
     folder = Path(out_dir) / FOLDER  # AtomicFile creates it
     written: list[Path] = []
     for group, columns in ANGLE_GROUPS.items():
         values = angles[:, [ANGLE_COLUMNS.index(c) for c in columns]]
         if csv:
             table = folder / f"{video_stem}_{group}.csv"
-            write_group_csv(table, times, values, columns)
+            rows = [ANGLE_COLUMNS.index(c) for c in columns]
+            group_confidence = None if confidence is None else np.asarray(confidence)[:, rows]
+            write_group_csv(table, times, values, columns, group_confidence)
             written.append(table)
         if plots:
             png = folder / f"{video_stem}_{group}.png"

@@ -48,3 +48,39 @@ MARKERS_64: tuple[str, ...] = MARKERS_21 + AUGMENT_LOWER_OUTPUTS + AUGMENT_UPPER
 def indices(names: tuple[str, ...], within: tuple[str, ...] = MARKERS_21) -> list[int]:
     """Positions of ``names`` in the marker list ``within``."""
     return [within.index(n) for n in names]
+
+
+def _sided_sources(side: str, video: str) -> dict[str, tuple[str, ...]]:
+    """The video markers each augmented marker of one side is placed from (``side``: the
+    augmenter's prefix "r" or "L"; ``video``: "R" or "L")."""
+    return {
+        f"{side}.ASIS_study": ("RHip", "LHip"),
+        f"{side}.PSIS_study": ("RHip", "LHip"),
+        f"{side}_knee_study": (video + "Knee",),
+        f"{side}_mknee_study": (video + "Knee",),
+        f"{side}_ankle_study": (video + "Ankle",),
+        f"{side}_mankle_study": (video + "Ankle",),
+        f"{side}_toe_study": (video + "BigToe",),
+        f"{side}_5meta_study": (video + "SmallToe",),
+        f"{side}_calc_study": (video + "Heel",),
+        f"{side}_shoulder_study": (video + "Shoulder",),
+        **{f"{side}_thigh{i}_study": (video + "Hip", video + "Knee") for i in (1, 2, 3)},
+        **{f"{side}_sh{i}_study": (video + "Knee", video + "Ankle") for i in (1, 2, 3)},
+        f"{video}HJC_study": ("RHip", "LHip"),
+        f"{side}_lelbow_study": (video + "Elbow",),
+        f"{side}_melbow_study": (video + "Elbow",),
+        f"{side}_lwrist_study": (video + "Wrist",),
+        f"{side}_mwrist_study": (video + "Wrist",),
+    }
+
+
+# The video markers each augmented marker mostly follows (the augmenter sees them all, but
+# a knee epicondyle moves with the knee): its confidence is theirs (stages/augment.py).
+AUGMENTED_FROM: dict[str, tuple[str, ...]] = {
+    "C7_study": ("Neck",),
+    **_sided_sources("r", "R"),
+    **_sided_sources("L", "L"),
+}
+AUGMENTED_SOURCES: tuple[tuple[str, ...], ...] = tuple(
+    AUGMENTED_FROM[name] for name in MARKERS_64[len(MARKERS_21) :]
+)  # in MARKERS_64 order; a KeyError here names an augmented marker without its sources

@@ -11,6 +11,10 @@ runs give the same numbers) only break ties, damp the first angle near gimbal lo
 marker noise cannot flip the solution, and count the whole turns of the one unbounded
 angle, the pelvis heading, from slow motion only.
 
+Each angle's confidence (``angles_confidence``, models/confidence.py) is that of the least
+sure marker the segment frames it compares are built from (``ANGLE_MARKERS``), 0 where the
+angle is NaN.
+
 One numba kernel does a whole frame in a few microseconds; it is compiled in ``setup`` and
 cached on disk. Everything it runs lives in this file and every table that depends on
 another module (marker order) is passed as an argument, because numba's on-disk cache only
@@ -149,6 +153,28 @@ NEAR_LOCK_COS = 3.0 * LOCK_SOFTNESS  # within ~6 degrees of the lock: damped fir
 MAX_TURN_RATE = math.radians(720.0)  # per second of media time
 SETTLE_S = 2.0
 _COLUMN_OF_AXIS = np.array([1, 2, 0])  # X -> abd, Y -> rot, Z -> flex
+
+
+def _angle_markers() -> np.ndarray:
+    """(len(ANGLE_COLUMNS), k) rows of MARKERS_64 each angle's segment frames are built
+    from (a shorter list padded with its first row)."""
+    frame_markers = {
+        i: {*d.exact_from, *d.exact_to, *d.hint_from, *d.hint_to} for i, d in enumerate(FRAME_DEFS)
+    }
+    per_group = {
+        j.name: frame_markers[j.child] | (frame_markers[j.parent] if j.parent != LAB else set())
+        for j in CARDAN_JOINTS
+    } | {e.name: frame_markers[e.humerus] | set(e.styloids) | set(e.epicondyles) for e in ELBOWS}
+    rows = [
+        sorted(MARKERS_64.index(m) for m in per_group[group])
+        for group, columns in ANGLE_GROUPS.items()
+        for _ in columns
+    ]
+    width = max(map(len, rows))
+    return np.array([r + r[:1] * (width - len(r)) for r in rows])
+
+
+ANGLE_MARKERS = _angle_markers()
 
 
 def _point(names: tuple[str, ...]) -> tuple[int, int]:
@@ -519,6 +545,11 @@ class JointAngles(Stage):
         time_s = float(packet.media_time_s)
         angles_kernel(markers, self._tables, *state.kernel_args(), time_s, out)
         packet.data["angles"] = out
+        confidence = np.zeros(len(ANGLE_COLUMNS))
+        if "markers_64_confidence" in packet.data:
+            confidence = packet.data["markers_64_confidence"][ANGLE_MARKERS].min(axis=1)
+        confidence[np.isnan(out)] = 0.0
+        packet.data["angles_confidence"] = confidence
         return packet
 
     def reset(self, source_id: str | None = None) -> None:

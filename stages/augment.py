@@ -22,6 +22,11 @@ starts a fresh sequence; a shorter gap continues as if the gap frames were not t
 ``markers_64_estimated`` is True for every finite value that is not a direct observation:
 markers flagged upstream (``markers_21_estimated``), held feature markers and all
 augmented markers.
+
+``markers_64_confidence`` (64,) in [0, 1] (models/confidence.py): the 21 video markers keep
+``markers_21_confidence``, a held feature marker gets the probability measured for an
+estimated marker, an augmented marker that of the least sure video marker it follows
+(``core.marker_sets.AUGMENTED_FROM``); 0 where a marker is missing.
 """
 
 from __future__ import annotations
@@ -40,12 +45,14 @@ from core.marker_sets import (
     AUGMENT_LOWER_OUTPUTS,
     AUGMENT_UPPER_INPUTS,
     AUGMENT_UPPER_OUTPUTS,
+    AUGMENTED_SOURCES,
     MARKERS_21,
     MARKERS_64,
     indices,
 )
 from core.packet import Packet
 from core.stage import Stage
+from models.confidence import MarkerConfidence
 from stages.lstm_cell import LstmStack
 from stages.markers import mirror_missing
 
@@ -55,6 +62,8 @@ MARKER_SETS = {
 }
 HIP = MARKERS_21.index("Hip")
 MIN_OBSERVED_FRACTION = 0.5  # of a network's feature markers, for a frame to count as a person
+# (43, 2) rows of MARKERS_21 each augmented marker follows (one source: repeated)
+SOURCE_ROWS = np.array([indices((names[0], names[-1])) for names in AUGMENTED_SOURCES])
 
 
 AUGMENTER_FILES = ("model.onnx", "mean.npy", "std.npy")  # what a part's folder gives
@@ -152,6 +161,7 @@ class Augment(Stage):
         self.mass = float(config["subject"]["mass"])
         self.max_gap_frames = int(config["augment"]["max_gap_frames"])
         self._parts = [_Part(AugmenterModel.from_package(part)) for part in MARKER_SETS]
+        self.estimated_confidence = MarkerConfidence.load().estimated
 
     def process(self, packet: Packet) -> Packet:
         markers = packet.data["markers_21"]
@@ -166,10 +176,24 @@ class Augment(Stage):
         mirror_missing(mirrored, ~np.isfinite(markers).all(axis=1))
         for part, track in zip(self._parts, tracks, strict=True):
             self._advance(part, track, markers, mirrored, out, estimated)
-        estimated &= np.isfinite(out).all(axis=1)
+        present = np.isfinite(out).all(axis=1)
+        estimated &= present
         packet.data["markers_64"] = out
         packet.data["markers_64_estimated"] = estimated
+        packet.data["markers_64_confidence"] = self._confidence(packet, present)
         return packet
+
+    def _confidence(self, packet: Packet, present: np.ndarray) -> np.ndarray:
+        """``markers_64_confidence`` (module docstring)."""
+        n = len(MARKERS_21)
+        video = np.zeros(n)
+        if "markers_21_confidence" in packet.data:
+            video[:] = packet.data["markers_21_confidence"]
+        held = present[:n] & ~np.isfinite(packet.data["markers_21"]).all(axis=1)
+        video[held] = self.estimated_confidence
+        confidence = np.concatenate([video, video[SOURCE_ROWS].min(axis=1)])
+        confidence[~present] = 0.0
+        return confidence
 
     def reset(self, source_id: str | None = None) -> None:
         if source_id is None:

@@ -11,6 +11,9 @@ then the running median of the lifted lengths (frozen after a few hundred frames
 
 The result replaces the 17 rows of ``world_3d`` the lift wrote (hip-centred, camera axes),
 so the marker stage downstream is unchanged; ``joints_camera`` gets the fitted joints too.
+``fit_residual`` (17,) m says how far each fitted joint moved from the lifted one (both
+hip-centred): where the fit had to move a joint far, the lift and the fit disagree, an
+input of the marker confidence (models/confidence.py).
 State per source, forgotten on ``track_reset`` and on frames without a person. On with
 ``[fit] enabled`` (``--joint-refinement``, the default) and the POF lift: MediaPipe's own
 3D (``--lift mediapipe``) has no limb directions to fit, so it passes through.
@@ -82,10 +85,14 @@ class KinematicFit(Stage):
             np.array(packet.data["limb_confidence"]),
             self.vis_min,
         )
+        lifted = packet.data["joints_camera"]
         world = packet.data["world_3d"].copy()
         world[MEDIAPIPE_INDEX] = joints - joints[HIPS].mean(0)
         packet.data["world_3d"] = world
         packet.data["joints_camera"] = joints
+        packet.data["fit_residual"] = np.linalg.norm(
+            world[MEDIAPIPE_INDEX] - (lifted - lifted[HIPS].mean(0)), axis=1
+        )
         return packet
 
     def reset(self, source_id: str | None = None) -> None:

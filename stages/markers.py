@@ -21,6 +21,13 @@ Steps per frame:
    right-handed as OpenSim expects): the calibration's world where it has extrinsics,
    else levelled from the video or ``[camera] pitch``/``roll`` (stages/levelling.py).
    ``data["camera_to_lab"]`` (3 x 4) holds the transform used: lab = M[:, :3] @ cam + M[:, 3].
+6. Confidence (models/confidence.py): ``markers_21_confidence`` (21,) in [0, 1], the
+   calibrated probability that each marker is within the model's tolerance of the truth;
+   0 where missing, the measured probability of a mirrored marker where estimated (the
+   small toes follow their heel and big toe, ``Hip`` and ``Neck`` the less sure of their
+   pair), times ``[confidence] swap_factor`` for a part whose left/right labels are
+   swapped back in this frame or were in the last ``swap_hold_s``. Its inputs per joint
+   stay in ``confidence_features`` (17, 4) for the model's calibration.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from core.landmarks import LANDMARK
 from core.marker_sets import MARKERS_21
 from core.packet import Packet
 from core.stage import Stage
+from models.confidence import MarkerConfidence, joint_features
+from models.skeleton import JOINTS, MEDIAPIPE_INDEX
 from stages.levelling import Levelling
 
 # Left/right markers, proximal to distal, and the parent each limb segment hangs from.
@@ -53,6 +62,14 @@ SMALL_TOE_LATERAL = 0.25  # fraction of heel->big-toe length lateral of the big 
 # before the subject's own height has been measured.
 MEDIAPIPE_BODY_HEIGHT = 1.70
 SCALE_CALIBRATION_FRAMES = 600  # the running median freezes after this many usable frames
+JOINT_ROWS = np.array([IDX[name] for name in JOINTS])  # the 17 observed joints in MARKERS_21
+# The markers of each part the swap repair swaps on its own (stages/swap_repair.py PARTS).
+_ARMS = ("Nose", "Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist")
+SWAP_ROWS = {
+    "arms": np.array([IDX[n] for n in _ARMS]),
+    "legs": np.array([i for n, i in IDX.items() if n not in _ARMS]),
+    "body": np.arange(len(MARKERS_21)),
+}
 
 
 def standing_height(m: np.ndarray) -> float:
@@ -158,6 +175,11 @@ class _SourceState:
     level: Levelling
     heights: list[float] = field(default_factory=list)  # sorted, for the running median
     last_relative: np.ndarray = field(default_factory=lambda: np.full((21, 3), np.nan))
+    # the last two frames' scaled hip-relative joints and their times (acceleration)
+    history: list[tuple[float, np.ndarray]] = field(default_factory=list)
+    swap_kind: str = ""  # the swap repair of the last frame
+    swap_rows: np.ndarray = field(default_factory=lambda: np.zeros(21, bool))  # changed parts
+    swap_changed_s: float = -math.inf  # when the swap repair last changed
 
 
 class MarkerBuilder(Stage):
@@ -178,6 +200,9 @@ class MarkerBuilder(Stage):
         camera = config["camera"]
         pitch, roll = (math.nan if camera[k] == "" else float(camera[k]) for k in ("pitch", "roll"))
         self.level_settings = (pitch, roll, float(camera["level_s"]))
+        self.swap_factor = float(config["confidence"]["swap_factor"])
+        self.swap_hold_s = float(config["confidence"]["swap_hold_s"])
+        self.confidence = MarkerConfidence.load()
 
     def process(self, packet: Packet) -> Packet:
         state = self._state.get(packet.source_id)
@@ -186,9 +211,13 @@ class MarkerBuilder(Stage):
             state = self._state[packet.source_id] = _SourceState(level)
         markers = np.full((21, 3), np.nan)
         estimated = np.zeros(21, bool)
+        confidence = np.zeros(21)
         image = None
         if packet.meta.get("person", False):
             markers, image, estimated = self._markers(packet, state)
+            confidence = self._confidence(packet, state, markers, estimated)
+        else:
+            state.history.clear()
         frame = state.level.update(
             markers if image is not None else None,
             image,
@@ -199,7 +228,54 @@ class MarkerBuilder(Stage):
         packet.data["markers_21"] = frame.apply(markers)
         packet.data["camera_to_lab"] = frame.matrix()
         packet.data["markers_21_estimated"] = estimated
+        packet.data["markers_21_confidence"] = confidence
         return packet
+
+    def _confidence(
+        self, packet: Packet, state: _SourceState, markers: np.ndarray, estimated: np.ndarray
+    ) -> np.ndarray:
+        """``markers_21_confidence`` of a frame with a person (module docstring, step 6)."""
+        time_s = packet.media_time_s
+        relative = markers[JOINT_ROWS] - packet.data["root_camera"]
+        acceleration = np.full(len(JOINTS), np.nan)
+        if len(state.history) == 2:
+            (t0, x0), (t1, x1) = state.history
+            dt = 0.5 * (time_s - t0)
+            if dt > 0:
+                acceleration = np.linalg.norm(relative - 2 * x1 + x0, axis=1) / dt**2
+        state.history = [*state.history[-1:], (time_s, relative)]
+        features = joint_features(
+            packet.data["visibility"][MEDIAPIPE_INDEX],
+            packet.data.get("fit_residual"),
+            packet.data.get("limb_confidence"),
+            acceleration,
+            self.height,
+        )
+        packet.data["confidence_features"] = features
+        confidence = np.zeros(21)
+        confidence[JOINT_ROWS] = self.confidence(features)
+        toes = [IDX["RSmallToe"], IDX["LSmallToe"]]
+        mirrored = estimated.copy()
+        mirrored[toes] = False
+        confidence[mirrored] = self.confidence.estimated
+        for name, parts in (("Hip", ("RHip", "LHip")), ("Neck", ("RShoulder", "LShoulder")),
+                            ("RSmallToe", ("RHeel", "RBigToe")),
+                            ("LSmallToe", ("LHeel", "LBigToe"))):  # fmt: skip
+            confidence[IDX[name]] = min(confidence[IDX[p]] for p in parts)
+        kind = str(packet.meta.get("swap_repaired", ""))
+        if kind != state.swap_kind:
+            changed = np.zeros(21, bool)
+            for k in {kind, state.swap_kind} - {""}:
+                changed[SWAP_ROWS[k]] = True
+            state.swap_kind, state.swap_rows, state.swap_changed_s = kind, changed, time_s
+        doubtful = np.zeros(21, bool)
+        if kind:
+            doubtful[SWAP_ROWS[kind]] = True
+        if time_s - state.swap_changed_s <= self.swap_hold_s:
+            doubtful |= state.swap_rows
+        confidence[doubtful] *= self.swap_factor
+        confidence[~np.isfinite(markers).all(axis=1)] = 0.0
+        return confidence
 
     def _markers(
         self, packet: Packet, state: _SourceState

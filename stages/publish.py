@@ -59,11 +59,13 @@ class StreamPublisher(Sink):
                 "person": bool(packet.meta.get("person", False)),
                 "markers": packet.data["markers_64"],
                 "estimated": packet.data["markers_64_estimated"],
+                "confidence": packet.data["markers_64_confidence"],
                 "swap_repaired": str(packet.meta.get("swap_repaired", "")),
             },
         )
         if "angles" in packet.data:
-            self._send(ANGLES, {**head, "angles": packet.data["angles"]})
+            confidence = packet.data["angles_confidence"]
+            self._send(ANGLES, {**head, "angles": packet.data["angles"], "confidence": confidence})
         if "preview_jpeg" in packet.data:
             self._send(PREVIEW, {**head, **_preview(packet)})
         return packet

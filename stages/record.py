@@ -59,6 +59,7 @@ class _SourceFiles:
     run: RunRecord
     times: list[float] = field(default_factory=list)
     angles: list[np.ndarray] = field(default_factory=list)
+    angle_confidence: list[np.ndarray] = field(default_factory=list)
     ik_times: list[float] = field(default_factory=list)  # for IK
     markers: list[np.ndarray] = field(default_factory=list)
     inside: list[bool] = field(default_factory=list)  # person well inside the image
@@ -168,6 +169,7 @@ class Recorder(Sink):
         if "angles" in d and (self.angle_csv or self.angle_plots):
             files.times.append(packet.media_time_s)
             files.angles.append(d["angles"])
+            files.angle_confidence.append(d["angles_confidence"])
         if self.ik_config is not None:
             files.ik_times.append(packet.media_time_s)
             files.markers.append(np.array(d["markers_64"], dtype=np.float64))
@@ -190,6 +192,7 @@ class Recorder(Sink):
                         np.array(files.angles),
                         csv=self.angle_csv,
                         plots=self.angle_plots,
+                        confidence=np.array(files.angle_confidence),
                     )
                 if self.ik_config is not None and files.markers:
                     markers = np.array(files.markers)

@@ -231,6 +231,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "roll": Number(-180.0, 180.0, "deg", unset="estimated from the video"),
         "level_s": Number(0.0, 3600.0, "s"),
     },
+    "confidence": {"swap_factor": Number(0.0, 1.0), "swap_hold_s": Number(0.0, 3600.0, "s")},
     "augment": {"max_gap_frames": Integer(0, None, "frames")},
     "angles": {"compute_all": Flag(), "plot_all": Flag()},
     "opensim": {

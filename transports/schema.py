@@ -19,7 +19,9 @@ from core.marker_sets import MARKERS_64
 #      camera's up with the origin at the camera; pose.markers swap_repaired (left/right
 #      label swaps undone by stages/swap_repair.py); pose.angles NaN also where a value is
 #      outside its anatomical range (core/joint_limits.py)
-API_VERSION = "1.2"
+# 1.3: pose.markers confidence and pose.angles confidence (per marker / per angle, 0..1:
+#      models/confidence.py)
+API_VERSION = "1.3"
 
 COORDINATES = (
     "metres, right-handed, Y up (true vertical), floor at Y = 0; with a calibration that "
@@ -38,6 +40,8 @@ TOPICS: dict[str, dict[str, str]] = {
         "person": "bool: a person was detected in this frame",
         "markers": "ndarray float64 (64, 3): marker positions, m, NaN = missing; order = names",
         "estimated": "ndarray bool (64,): value is estimated, not directly observed",
+        "confidence": "ndarray float64 (64,): 0..1, the calibrated probability that the marker "
+        "is within 5 cm of the truth (models/confidence.py); 0 = missing",
         "swap_repaired": "str: the left/right labels MediaPipe swapped and the engine swapped "
         'back in this frame: "" none, "body", "arms" (arms, shoulders and face) or "legs" '
         "(hips, legs and feet)",
@@ -48,6 +52,8 @@ TOPICS: dict[str, dict[str, str]] = {
         "timestamp_ns": "int",
         "angles": "ndarray float64 (N,): joint angles, degrees, NaN = not computable or outside "
         "the joint's anatomical range; order = the control socket's 'angles' reply",
+        "confidence": "ndarray float64 (N,): 0..1 per angle, same order: the confidence of the "
+        "least sure marker its segment frames are built from; 0 where the angle is NaN",
     },
     PREVIEW: {
         "source_id": "str",
