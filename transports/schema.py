@@ -19,7 +19,9 @@ from core.marker_sets import MARKERS_64
 #      camera's up with the origin at the camera; pose.markers swap_repaired (left/right
 #      label swaps undone by stages/swap_repair.py); pose.angles NaN also where a value is
 #      outside its anatomical range (core/joint_limits.py)
-API_VERSION = "1.2"
+# 1.3: pose.ik (OpenSim coordinates of each frame with run_live --ik); the schema's
+#      ik_coordinates names them
+API_VERSION = "1.3"
 
 COORDINATES = (
     "metres, right-handed, Y up (true vertical), floor at Y = 0; with a calibration that "
@@ -29,6 +31,7 @@ COORDINATES = (
 )
 
 MARKERS, ANGLES, PREVIEW, STATUS = "pose.markers", "pose.angles", "pose.preview", "pose.status"
+IK = "pose.ik"
 TOPICS: dict[str, dict[str, str]] = {
     MARKERS: {
         "source_id": "str: video file stem, webcam index or stream URL",
@@ -48,6 +51,21 @@ TOPICS: dict[str, dict[str, str]] = {
         "timestamp_ns": "int",
         "angles": "ndarray float64 (N,): joint angles, degrees, NaN = not computable or outside "
         "the joint's anatomical range; order = the control socket's 'angles' reply",
+    },
+    IK: {
+        "source_id": "str",
+        "frame_index": "int",
+        "timestamp_ns": "int",
+        "values": "ndarray float64 (C,): OpenSim model coordinates, degrees (rotations) or m "
+        "(pelvis_tx, pelvis_ty, pelvis_tz), NaN = not solved (no model yet, too few markers); "
+        "order = the control socket's 'ik_coordinates' reply",
+        "rms_m": "float: RMS distance of the model's markers to the measured ones, m (NaN = "
+        "not solved)",
+        "max_m": "float: largest of those distances, m",
+        "markers": "int: markers the frame was solved with (0 = not solved)",
+        "scaled": "bool: a scaled model is in use (false while the first [opensim] scale_s "
+        "seconds are collected to scale it)",
+        "skipped": "int: frames with a model that were left unsolved so far",
     },
     PREVIEW: {
         "source_id": "str",
@@ -82,8 +100,9 @@ ARRAY_ENCODING = (
 )
 
 
-def schema(angle_names: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The whole description, as the control socket returns it."""
+def schema(angle_names: tuple[str, ...] = (), ik_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The whole description, as the control socket returns it; ``ik_names``: the OpenSim
+    coordinates of ``pose.ik`` (empty without --ik)."""
     return {
         "version": API_VERSION,
         "coordinates": COORDINATES,
@@ -91,4 +110,5 @@ def schema(angle_names: tuple[str, ...] = ()) -> dict[str, Any]:
         "topics": TOPICS,
         "markers": list(MARKERS_64),
         "angles": list(angle_names),
+        "ik_coordinates": list(ik_names),
     }
