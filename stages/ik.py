@@ -90,8 +90,9 @@ def scale_to_markers(
 ) -> tuple[Any, dict[str, np.ndarray]]:
     """The generic model scaled to the markers of the usable frames, and its factors."""
     model = load_model(config)
-    frames = scaling_frames(xyz, names, usable, float(config["max_flexion_deg"]))
     measurements = read_measurements(setup_file(config["scaling_setup"]))
+    check_pairs(measurements, names, marker_names(model))  # before any marker is looked up
+    frames = scaling_frames(xyz, names, usable, float(config["max_flexion_deg"]))
     factors = scale_factors(
         model, xyz[frames], names, measurements, float(config["trimmed_percent"])
     )
