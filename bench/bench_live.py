@@ -6,7 +6,12 @@
    For each: fraction of source frames published, capture -> publish latency p50/p95/p99,
    per-stage latency, CPU (% of one core, all pipeline processes) and RSS.
 
-    uv run python -m bench.bench_live [--seconds 15]
+With ``--ik`` instead: live at 30 fps without and with ``--ik`` (the model scaled from the
+first ``[opensim] scale_s`` seconds): the share of frames solved once the model exists, the
+ik stage's time, the capture -> publish latency ``--ik`` adds (``pose.ik`` goes out with
+``pose.markers`` of the same frame), CPU and RSS.
+
+    uv run python -m bench.bench_live [--seconds 15] [--ik]
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from bench.bench_offline import mediapipe_alone_fps
 from bench.clips import paced_clip, read_frames
@@ -83,13 +90,13 @@ class ResourceSampler(threading.Thread):
         return cpu, max(r for _, _, r in steady) / 2**20
 
 
-def live_run(video: Path, frames: int, stats_json: Path) -> dict:
+def live_run(video: Path, frames: int, stats_json: Path, *flags: str) -> dict:
     sampler = ResourceSampler()
     sampler.start()
     subprocess.run(
         [sys.executable, str(REPO / "run_live.py"), "--source", str(video), "--stats-json",
          str(stats_json), "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
-         "--no-viewer"],
+         "--no-viewer", *flags],
         cwd=REPO, check=True, capture_output=True,
     )  # fmt: skip
     sampler.stop.set()
@@ -114,13 +121,45 @@ def print_live(label: str, r: dict) -> None:
     print(f"  CPU {r['cpu_percent']:.0f}% of one core, RSS {r['rss_mb']:.0f} MB (all processes)")
 
 
+def ik_share(errors_csv: Path) -> tuple[float, float]:
+    """(media time of the first solved frame, share of the frames from then on solved)."""
+    rows = np.loadtxt(errors_csv, delimiter=",", skiprows=1, ndmin=2)
+    solved = np.isfinite(rows[:, 1])
+    if not solved.any():
+        return float("nan"), 0.0
+    first = int(np.argmax(solved))
+    return float(rows[first, 0]), float(solved[first:].mean())
+
+
+def bench_ik(video: Path, seconds: float, out: Path) -> None:
+    """Live at 30 fps without, then with --ik (recorded, to count the solved frames)."""
+    clip = out / "demo_30fps.mp4"
+    n = paced_clip(read_frames(video), 30.0, seconds, clip)
+    base = live_run(clip, n, out / "base.json")
+    print_live("live at 30 fps", base)
+    ik = live_run(clip, n, out / "ik.json", "--ik", "--record", str(out / "rec"))
+    print_live("live at 30 fps --ik", ik)
+    first, share = ik_share(out / "rec" / clip.stem / f"{clip.stem}_ik_marker_errors.csv")
+    added = ik["ms"]["capture->publish"]["p50"] - base["ms"]["capture->publish"]["p50"]
+    print(
+        f"  model scaled at {first:.2f} s; frames solved from then on {100 * share:.1f}%; "
+        f"ik stage p50 {ik['ms']['ik']['p50']:.1f} ms p95 {ik['ms']['ik']['p95']:.1f} ms; "
+        f"capture->publish p50 +{added:.1f} ms over the run without --ik"
+    )
+
+
 def main() -> None:
     filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--ik", action="store_true", help="30 fps without and with --ik only")
     args = parser.parse_args()
     video = demo_video()
     config = load_config()
+    if args.ik:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_ik(video, args.seconds, Path(tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         alone = mediapipe_alone_fps(video)
