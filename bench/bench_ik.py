@@ -112,9 +112,23 @@ def raw_landmarks(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return per[:, :, :2], np.nan_to_num(per[:, :, 3])
 
 
-def triangulated_markers(others: list[tuple[object, np.ndarray, np.ndarray]]) -> np.ndarray:
-    """(T, 21, 3) input markers in the lab frame (Y up) from the other cameras' landmarks:
-    each point triangulated from the views that see it (visibility >= 0.5, two at least)."""
+def lab_rotation(camera_R: np.ndarray) -> np.ndarray:
+    """World (the demo's Z up) -> the lab frame the pipeline gives this camera's video with
+    a perfect levelling: Y the true up, X the camera's right on the floor, Z = X x Y. The
+    pelvis angles about the lab's X and Z axes depend on the heading, so the reference
+    must share it."""
+    up = np.array([0.0, 0.0, 1.0])
+    right = camera_R[0] - (camera_R[0] @ up) * up
+    x = right / np.linalg.norm(right)
+    return np.stack([x, up, np.cross(x, up)])
+
+
+def triangulated_markers(
+    others: list[tuple[object, np.ndarray, np.ndarray]], to_lab: np.ndarray
+) -> np.ndarray:
+    """(T, 21, 3) input markers in the lab frame (``to_lab`` @ world) from the other
+    cameras' landmarks: each point triangulated from the views that see it (visibility >=
+    0.5, two at least)."""
     from core.landmarks import LANDMARK
     from core.marker_sets import MARKERS_21
     from models.training.multiview import VIS_OK, triangulate
@@ -134,8 +148,7 @@ def triangulated_markers(others: list[tuple[object, np.ndarray, np.ndarray]]) ->
         m[IDX["Neck"]] = 0.5 * (m[IDX["LShoulder"]] + m[IDX["RShoulder"]])
         place_small_toes(m)
         out[f] = m
-    world = out
-    return np.stack([world[..., 0], world[..., 2], -world[..., 1]], axis=-1)  # Z up -> Y up
+    return out @ to_lab.T
 
 
 def reference_ik(camera: str, output: Path, config: dict) -> tuple[list[str], np.ndarray]:
@@ -156,7 +169,7 @@ def reference_ik(camera: str, output: Path, config: dict) -> tuple[list[str], np
         for i, name in enumerate(DEMO_CAMERAS)
         if name != camera
     ]
-    markers21 = triangulated_markers(others)
+    markers21 = triangulated_markers(others, lab_rotation(cams[DEMO_CAMERAS.index(camera)].R))
     augment = Augment()
     augment.setup(config)
     times = read_trc(output / camera / f"{camera}_final.trc").times

@@ -73,16 +73,23 @@ class ResourceSampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.samples: list[tuple[float, int, int]] = []
+        self.counts: list[int] = []  # pipeline processes alive at each sample
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
-            ticks, rss = cpu_ticks_and_rss(pipeline_pids())
+            pids = pipeline_pids()
+            ticks, rss = cpu_ticks_and_rss(pids)
             if ticks:
                 self.samples.append((time.monotonic(), ticks, rss))
+                self.counts.append(len(pids))
 
     def cpu_percent_and_rss_mb(self) -> tuple[float, float]:
-        steady = self.samples[2:-1] if len(self.samples) > 4 else self.samples
+        # Only while every process runs: the CPU time of one that has ended is no longer
+        # counted, which made the start and the end of a run look idle.
+        full = max(self.counts, default=0)
+        running = [s for s, n in zip(self.samples, self.counts, strict=True) if n == full]
+        steady = running[2:-1] if len(running) > 4 else running
         if len(steady) < 2:
             return float("nan"), float("nan")
         (t0, c0, _), (t1, c1, _) = steady[0], steady[-1]
@@ -121,14 +128,19 @@ def print_live(label: str, r: dict) -> None:
     print(f"  CPU {r['cpu_percent']:.0f}% of one core, RSS {r['rss_mb']:.0f} MB (all processes)")
 
 
-def ik_share(errors_csv: Path) -> tuple[float, float]:
-    """(media time of the first solved frame, share of the frames from then on solved)."""
-    rows = np.loadtxt(errors_csv, delimiter=",", skiprows=1, ndmin=2)
+def ik_share(folder: Path) -> tuple[float, float, int]:
+    """From a recording: (media time of the first solved frame, share of the frames with a
+    person from then on that were solved, frames without a person from then on)."""
+    rows = np.loadtxt(next(folder.glob("*_ik_marker_errors.csv")), delimiter=",", skiprows=1)
+    person = np.loadtxt(
+        next(folder.glob("*_raw_landmarks.csv")), delimiter=",", skiprows=1, usecols=2
+    ).astype(bool)
     solved = np.isfinite(rows[:, 1])
     if not solved.any():
-        return float("nan"), 0.0
+        return float("nan"), 0.0, 0
     first = int(np.argmax(solved))
-    return float(rows[first, 0]), float(solved[first:].mean())
+    later = person[first:]
+    return float(rows[first, 0]), float(solved[first:][later].mean()), int((~later).sum())
 
 
 def bench_ik(video: Path, seconds: float, out: Path) -> None:
@@ -139,10 +151,11 @@ def bench_ik(video: Path, seconds: float, out: Path) -> None:
     print_live("live at 30 fps", base)
     ik = live_run(clip, n, out / "ik.json", "--ik", "--record", str(out / "rec"))
     print_live("live at 30 fps --ik", ik)
-    first, share = ik_share(out / "rec" / clip.stem / f"{clip.stem}_ik_marker_errors.csv")
+    first, share, nobody = ik_share(out / "rec" / clip.stem)
     added = ik["ms"]["capture->publish"]["p50"] - base["ms"]["capture->publish"]["p50"]
     print(
-        f"  model scaled at {first:.2f} s; frames solved from then on {100 * share:.1f}%; "
+        f"  model scaled at {first:.2f} s; frames with a person solved from then on "
+        f"{100 * share:.1f}% ({nobody} frames without a person); restarts {ik['restarts']}; "
         f"ik stage p50 {ik['ms']['ik']['p50']:.1f} ms p95 {ik['ms']['ik']['p95']:.1f} ms; "
         f"capture->publish p50 +{added:.1f} ms over the run without --ik"
     )

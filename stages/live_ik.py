@@ -20,6 +20,7 @@ the recorder's ``_scaled.osim``.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ class _Source:
     ik: MarkerIk | None = None
     model_text: str | None = None  # sent once with the first solved frame
     frames: list[np.ndarray] = field(default_factory=list)
+    since: float = math.inf  # media time of the first frame collected
     skipped: int = 0
 
 
@@ -103,8 +105,9 @@ class LiveIk(Stage):
                 packet, float(self.opensim["image_margin"])
             ):
                 source.frames.append(markers)
-            fps = float(packet.meta.get("fps", 30.0))
-            if len(source.frames) < max(1.0, float(self.opensim["scale_s"]) * fps):
+                source.since = min(source.since, float(packet.media_time_s))
+            span = float(packet.media_time_s) - source.since  # -inf before the first one
+            if len(source.frames) < 2 or span < float(self.opensim["scale_s"]):
                 return
             xyz = np.array(source.frames)
             usable = np.ones(len(xyz), dtype=bool)

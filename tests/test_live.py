@@ -341,7 +341,7 @@ def test_live_ik_scales_from_the_first_frames_and_publishes_pose_ik(
     [opensim] scale_s seconds, then publishes every frame's coordinates (named once by the
     control socket's schema); --record writes what was published; no opensim.log."""
     config = tmp_path / "ik.toml"
-    config.write_text("[opensim]\nscale_s = 0.5\n")  # 30 frames fit for scaling at 60 fps
+    config.write_text("[opensim]\nscale_s = 0.5\n")  # 31 frames fit for scaling at 60 fps
     out = tmp_path / "live"
     run = live_run(
         "--source", demo_video("cam02"), "--lossless", "--ik", "--config", config,
@@ -365,7 +365,7 @@ def test_live_ik_scales_from_the_first_frames_and_publishes_pose_ik(
     assert schema["ik_coordinates"] == names and len(names) == 40
     scaled = [p["scaled"] for p in ik]
     first = scaled.index(True)
-    assert 29 <= first < 90 and all(scaled[first:]), scaled  # once, from >= 30 frames
+    assert 30 <= first < 90 and all(scaled[first:]), scaled  # once, after >= 0.5 s
     values = np.array([p["values"] for p in ik])
     assert np.isnan(values[:first]).all() and np.isfinite(values[first:]).all()
     rms = np.array([p["rms_m"] for p in ik[first:]])

@@ -35,7 +35,7 @@ FPS = 60.0
 @pytest.fixture(scope="module")
 def settings() -> dict:
     config = load_config()
-    config["opensim"]["scale_s"] = 0.5  # 30 frames at 60 fps
+    config["opensim"]["scale_s"] = 0.5  # 31 frames at 60 fps
     return config
 
 
@@ -109,7 +109,7 @@ def test_live_stage_scales_from_the_first_frames_then_tracks_known_gait(
 ) -> None:
     stage = LiveIk()
     stage.setup(settings)
-    still = standing(scaled, 30)
+    still = standing(scaled, 31)
     frames = 40
     curves = gait(np.linspace(0.0, 1.0, frames))
     walk, truth = pose(scaled, curves, frames)
@@ -119,16 +119,16 @@ def test_live_stage_scales_from_the_first_frames_then_tracks_known_gait(
     out = [stage(packet(i, m)) for i, m in enumerate([*still, *walk])]
     assert all(p is not None for p in out)
     scaled_flags = [p.meta["ik_scaled"] for p in out]
-    assert scaled_flags == [False] * 29 + [True] * (len(out) - 29)  # scaled on the 30th frame
+    assert scaled_flags == [False] * 30 + [True] * (len(out) - 30)  # at 0.5 s, the 31st frame
     values = np.array([p.data["ik"] for p in out])
-    assert np.isnan(values[:29]).all() and np.isfinite(values[29]).all()
+    assert np.isnan(values[:30]).all() and np.isfinite(values[30]).all()
     models = [p.meta["ik_model"] for p in out if "ik_model" in p.meta]
-    assert len(models) == 1 and "ik_model" in out[29].meta  # once, with the first solution
+    assert len(models) == 1 and "ik_model" in out[30].meta  # once, with the first solution
     assert coordinate_names(models[0]) == stage.coordinates
-    moving = values[30:]
-    assert np.isnan(moving[10]).all() and out[30 + 10].meta["ik_skipped"] == 1
+    moving = values[31:]
+    assert np.isnan(moving[10]).all() and out[31 + 10].meta["ik_skipped"] == 1
     left = sum(n in stage.tasks.markers for n in MARKERS_64[20:])
-    assert out[-1].meta["ik_skipped"] == 1 and out[30 + 12].data["ik_errors"][2] == left
+    assert out[-1].meta["ik_skipped"] == 1 and out[31 + 12].data["ik_errors"][2] == left
     solved = np.isfinite(moving).all(axis=1)
     assert solved.sum() == frames - 1
     columns = [stage.coordinates.index(n) for n in curves if not n.startswith("pelvis_t")]
@@ -136,7 +136,7 @@ def test_live_stage_scales_from_the_first_frames_then_tracks_known_gait(
     diff = moving[solved][:, columns] - truth[solved][:, rotations]
     rms = np.sqrt(np.mean(diff**2, axis=0))
     assert len(rms) == 14 and rms.max() < 2.0, rms  # a model scaled within 2% of the truth
-    errors = np.array([p.data["ik_errors"] for p in out[30:]])
+    errors = np.array([p.data["ik_errors"] for p in out[31:]])
     assert np.nanmedian(errors[:, 0]) < 0.01  # metres
     stage.reset("walk")  # a new person: scaled again from their first frames
     assert stage(packet(100, walk[0])).meta["ik_scaled"] is False
