@@ -211,17 +211,22 @@ def accuracy(camera: str, output: Path, config: dict) -> dict[str, float]:
         out[name] = float(np.mean(np.abs(a[ok] - b[ok])))
     model = load_model(config["opensim"], path=output / camera / f"{camera}_scaled.osim")
     coords = model.getCoordinateSet()
-    at = np.zeros(len(values), bool)
-    for i in range(coords.getSize()):
-        c = coords.get(i)
-        if c.getDefaultClamped() and c.getMotionType() == rotational:
-            low, high = np.degrees(c.getRangeMin()), np.degrees(c.getRangeMax())
-            series = values[:, names.index(c.getName())]
-            here = (series <= low + AT_LIMIT_DEG) | (series >= high - AT_LIMIT_DEG)
-            if here.any():
-                print(f"  {camera} {c.getName()}: at a limit in {100 * here.mean():.0f}% of frames")
-            at |= here
-    out["at_limit"] = 100.0 * float(at.mean())
+    for key, table, columns in (
+        ("at_limit", values, names),
+        ("ref_at_limit", reference, ref_names),
+    ):
+        at = np.zeros(len(table), bool)
+        for i in range(coords.getSize()):  # the ranges of a scaled model are the generic's
+            c = coords.get(i)
+            if c.getDefaultClamped() and c.getMotionType() == rotational:
+                low, high = np.degrees(c.getRangeMin()), np.degrees(c.getRangeMax())
+                series = table[:, columns.index(c.getName())]
+                here = (series <= low + AT_LIMIT_DEG) | (series >= high - AT_LIMIT_DEG)
+                if here.any():
+                    print(f"  {camera} {key} {c.getName()} ({low:.0f} .. {high:.0f}): "
+                          f"{100 * here.mean():.0f}% of frames")  # fmt: skip
+                at |= here
+        out[key] = 100.0 * float(at.mean())
     return out
 
 
@@ -237,9 +242,10 @@ def main() -> None:
     figures = {camera: accuracy(camera, args.output, config) for camera in args.cameras}
     print("\nmean absolute difference from the other cameras' reference (deg):")
     print(f"{'coordinate':22s}" + "".join(f"{c:>8s}" for c in args.cameras) + "    mean")
-    for name in (*COMPARED, "at_limit"):
+    labels = {"at_limit": "frames at a limit (%)", "ref_at_limit": "reference: at a limit"}
+    for name in (*COMPARED, *labels):
         row = [figures[c][name] for c in args.cameras]
-        label = "frames at a limit (%)" if name == "at_limit" else name
+        label = labels.get(name, name)
         print(f"{label:22s}" + "".join(f"{v:8.1f}" for v in row) + f"{np.mean(row):8.1f}")
 
 
