@@ -30,6 +30,7 @@ import numpy as np
 
 from bench.bench_offline import mediapipe_alone_fps
 from bench.clips import paced_clip, read_frames
+from bench.proc import descendants
 from core.demo_data import demo_video
 from offline.runner import process_video
 from stream.config import load_config
@@ -42,15 +43,10 @@ REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def pipeline_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if (entry / "comm").read_text().startswith("mm-"):
-                pids.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return pids
+def pipeline_pids(root: int) -> list[int]:
+    """The pipeline processes (``mm-*``) of the run started as ``root``: not those of other
+    runs on a shared machine."""
+    return [pid for pid, (name, _) in descendants(root).items() if name.startswith("mm-")]
 
 
 def cpu_ticks_and_rss(pids: list[int]) -> tuple[int, int]:
@@ -70,15 +66,16 @@ def cpu_ticks_and_rss(pids: list[int]) -> tuple[int, int]:
 class ResourceSampler(threading.Thread):
     """Samples CPU time and RSS of the pipeline processes while the run is steady."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: int) -> None:
         super().__init__(daemon=True)
+        self.root = root
         self.samples: list[tuple[float, int, int]] = []
         self.counts: list[int] = []  # pipeline processes alive at each sample
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
-            pids = pipeline_pids()
+            pids = pipeline_pids(self.root)
             ticks, rss = cpu_ticks_and_rss(pids)
             if ticks:
                 self.samples.append((time.monotonic(), ticks, rss))
@@ -98,14 +95,17 @@ class ResourceSampler(threading.Thread):
 
 
 def live_run(video: Path, frames: int, stats_json: Path, *flags: str) -> dict:
-    sampler = ResourceSampler()
-    sampler.start()
-    subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, str(REPO / "run_live.py"), "--source", str(video), "--stats-json",
          str(stats_json), "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
          "--no-viewer", *flags],
-        cwd=REPO, check=True, capture_output=True,
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+    sampler = ResourceSampler(process.pid)
+    sampler.start()
+    _, err = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"run_live failed ({process.returncode}): {err.decode()[-2000:]}")
     sampler.stop.set()
     sampler.join()
     result = json.loads(stats_json.read_text())
