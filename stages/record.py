@@ -8,7 +8,9 @@ plots under ``<source>/joint_angles/``. All files of a source are written into a
 next to ``<dir>/<source>/`` that takes its place on ``finish``, so the folder holds one
 complete set or nothing; ``discard`` removes everything of a failed run. A write error is
 an ``OutputError`` naming the final file. With ``[opensim] enabled`` (``--ik``) ``finish``
-also scales the OpenSim model and runs IK over the source's final markers (``stages/ik.py``).
+also scales the OpenSim model and runs IK over the source's final markers (``stages/ik.py``);
+live, where the ``ik`` stage has solved every frame already (``stages/live_ik.py``), the same
+files are written from its rows and its model instead.
 """
 
 from __future__ import annotations
