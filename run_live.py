@@ -22,6 +22,7 @@ from stages.capture import classify_source
 from stages.static import StaticError, static_scaled
 from stream.cli import OneLineParser, add_pipeline_flags, check_public_endpoints, config_from_args
 from stream.config import ConfigError
+from stream.graph import add_live_stages
 from stream.native_stderr import filter_native_chatter
 from stream.supervisor import LiveOptions, PipelineError, run_live
 from viewer.app import NO_DISPLAY, display_available
@@ -103,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     # OpenBLAS's extra threads only fight the other stages (bench/bench_live.py). The
     # processes inherit this before they import numpy.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    if config["opensim"]["enabled"]:  # the live ik stage after the others
-        config["pipeline"]["stages"].append(config["pipeline"]["ik"])
+    add_live_stages(config)  # with --ik, the ik stage after the others
     try:
         with static_scaled(config):
             return run_live(config, options)
