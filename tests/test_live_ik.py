@@ -154,6 +154,19 @@ def test_static_trc_scales_the_model(settings: dict, scaled, tmp_path: Path) -> 
     assert np.abs(ratio - 1).max() < 0.02, ratio
 
 
+def test_static_video_runs_the_pipeline_and_scales_to_the_subject(
+    settings: dict, tmp_path: Path
+) -> None:
+    """A static trial given as a video goes through the real stages (MediaPipe on the demo)
+    and scales the model to a body of the subject's height (1.70 m)."""
+    video = demo_video("cam02")
+    config = {**settings, "opensim": {**settings["opensim"], "static": str(video)}}
+    path = scale_from_static(config, tmp_path)
+    assert path.name == "cam02_static_scaled.osim"
+    thigh, shank = segment_lengths(load_model(settings["opensim"], path=path))
+    assert 0.33 < thigh < 0.5 and 0.33 < shank < 0.5, (thigh, shank)  # ~0.245 x height
+
+
 def test_static_errors_are_one_line(tmp_path: Path) -> None:
     """A missing file, --osim with --static, a TRC of another marker set: one error line
     each, before any process starts, and no output."""
