@@ -19,8 +19,10 @@ from pathlib import Path
 
 from core.provenance import Invocation
 from stages.capture import classify_source
+from stages.static import StaticError, static_scaled
 from stream.cli import OneLineParser, add_pipeline_flags, check_public_endpoints, config_from_args
 from stream.config import ConfigError
+from stream.graph import add_live_stages
 from stream.native_stderr import filter_native_chatter
 from stream.supervisor import LiveOptions, PipelineError, run_live
 from viewer.app import NO_DISPLAY, display_available
@@ -102,9 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     # OpenBLAS's extra threads only fight the other stages (bench/bench_live.py). The
     # processes inherit this before they import numpy.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    add_live_stages(config)  # with --ik, the ik stage after the others
     try:
-        return run_live(config, options)
-    except (PipelineError, ConfigError) as exc:
+        with static_scaled(config):
+            return run_live(config, options)
+    except (PipelineError, ConfigError, StaticError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -23,6 +23,7 @@ from core.provenance import Invocation
 from models.opensim_model import IkError
 from offline.runner import NoPersonError, OutputLayoutError, output_dirs, process_video
 from stages.capture import SourceError
+from stages.static import StaticError, static_scaled
 from stream.cli import OneLineParser, add_pipeline_flags, config_from_args
 from stream.config import ConfigError
 from stream.native_stderr import filter_native_chatter
@@ -54,18 +55,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="replay a TRC file in the 3D viewer (space play/pause, arrow keys step)",
     )
     add_pipeline_flags(p)
-    p.add_argument(
-        "--ik",
-        action="store_true",
-        default=None,
-        help="scale the OpenSim model and run inverse kinematics ([opensim] in config.toml)",
-    )
-    p.add_argument(
-        "--osim",
-        type=Path,
-        metavar="FILE.osim",
-        help="IK with this model scaled earlier (e.g. a _scaled.osim), no scaling (implies --ik)",
-    )
     p.add_argument("--output", type=Path, help="output folder (default from config.toml)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -84,10 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         config = config_from_args(args)
-        opensim = config["opensim"]
-        if opensim["scaled_model"]:
-            opensim["scaled_model"] = str(Path(opensim["scaled_model"]).resolve())
-            opensim["enabled"] = True
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -96,6 +81,22 @@ def main(argv: list[str] | None = None) -> int:
     except OutputLayoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        with static_scaled(config):
+            return process_all(videos, folders, config, args.quiet, invocation)
+    except StaticError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def process_all(
+    videos: list[Path],
+    folders: list[Path],
+    config: dict,
+    quiet: bool,
+    invocation: Invocation,
+) -> int:
+    """Each video in turn; a failed one is reported and the next goes on. Exit status."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
     failed: list[str] = []
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for video, folder in zip(videos, folders, strict=True):
         try:
             summaries.append(
-                process_video(video, config, folder, progress=not args.quiet, invocation=invocation)
+                process_video(video, config, folder, progress=not quiet, invocation=invocation)
             )
         except (SourceError, NoPersonError, ConfigError, StageError, OutputError, IkError) as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -6,7 +6,12 @@
    For each: fraction of source frames published, capture -> publish latency p50/p95/p99,
    per-stage latency, CPU (% of one core, all pipeline processes) and RSS.
 
-    uv run python -m bench.bench_live [--seconds 15]
+With ``--ik`` instead: live at 30 fps without and with ``--ik`` (the model scaled from the
+first ``[opensim] scale_s`` seconds): the share of frames solved once the model exists, the
+ik stage's time, the capture -> publish latency ``--ik`` adds (``pose.ik`` goes out with
+``pose.markers`` of the same frame), CPU and RSS.
+
+    uv run python -m bench.bench_live [--seconds 15] [--ik]
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from bench.bench_offline import mediapipe_alone_fps
 from bench.clips import paced_clip, read_frames
+from bench.proc import descendants
 from core.demo_data import demo_video
 from offline.runner import process_video
 from stream.config import load_config
@@ -35,15 +43,10 @@ REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def pipeline_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if (entry / "comm").read_text().startswith("mm-"):
-                pids.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return pids
+def pipeline_pids(root: int) -> list[int]:
+    """The pipeline processes (``mm-*``) of the run started as ``root``: not those of other
+    runs on a shared machine."""
+    return [pid for pid, (name, _) in descendants(root).items() if name.startswith("mm-")]
 
 
 def cpu_ticks_and_rss(pids: list[int]) -> tuple[int, int]:
@@ -63,19 +66,27 @@ def cpu_ticks_and_rss(pids: list[int]) -> tuple[int, int]:
 class ResourceSampler(threading.Thread):
     """Samples CPU time and RSS of the pipeline processes while the run is steady."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: int) -> None:
         super().__init__(daemon=True)
+        self.root = root
         self.samples: list[tuple[float, int, int]] = []
+        self.counts: list[int] = []  # pipeline processes alive at each sample
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
-            ticks, rss = cpu_ticks_and_rss(pipeline_pids())
+            pids = pipeline_pids(self.root)
+            ticks, rss = cpu_ticks_and_rss(pids)
             if ticks:
                 self.samples.append((time.monotonic(), ticks, rss))
+                self.counts.append(len(pids))
 
     def cpu_percent_and_rss_mb(self) -> tuple[float, float]:
-        steady = self.samples[2:-1] if len(self.samples) > 4 else self.samples
+        # Only while every process runs: the CPU time of one that has ended is no longer
+        # counted, which made the start and the end of a run look idle.
+        full = max(self.counts, default=0)
+        running = [s for s, n in zip(self.samples, self.counts, strict=True) if n == full]
+        steady = running[2:-1] if len(running) > 4 else running
         if len(steady) < 2:
             return float("nan"), float("nan")
         (t0, c0, _), (t1, c1, _) = steady[0], steady[-1]
@@ -83,15 +94,18 @@ class ResourceSampler(threading.Thread):
         return cpu, max(r for _, _, r in steady) / 2**20
 
 
-def live_run(video: Path, frames: int, stats_json: Path) -> dict:
-    sampler = ResourceSampler()
-    sampler.start()
-    subprocess.run(
+def live_run(video: Path, frames: int, stats_json: Path, *flags: str) -> dict:
+    process = subprocess.Popen(
         [sys.executable, str(REPO / "run_live.py"), "--source", str(video), "--stats-json",
          str(stats_json), "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
-         "--no-viewer"],
-        cwd=REPO, check=True, capture_output=True,
+         "--no-viewer", *flags],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+    sampler = ResourceSampler(process.pid)
+    sampler.start()
+    _, err = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"run_live failed ({process.returncode}): {err.decode()[-2000:]}")
     sampler.stop.set()
     sampler.join()
     result = json.loads(stats_json.read_text())
@@ -114,13 +128,51 @@ def print_live(label: str, r: dict) -> None:
     print(f"  CPU {r['cpu_percent']:.0f}% of one core, RSS {r['rss_mb']:.0f} MB (all processes)")
 
 
+def ik_share(folder: Path) -> tuple[float, float, int]:
+    """From a recording: (media time of the first solved frame, share of the frames with a
+    person from then on that were solved, frames without a person from then on)."""
+    rows = np.loadtxt(next(folder.glob("*_ik_marker_errors.csv")), delimiter=",", skiprows=1)
+    person = np.loadtxt(
+        next(folder.glob("*_raw_landmarks.csv")), delimiter=",", skiprows=1, usecols=2
+    ).astype(bool)
+    solved = np.isfinite(rows[:, 1])
+    if not solved.any():
+        return float("nan"), 0.0, 0
+    first = int(np.argmax(solved))
+    later = person[first:]
+    return float(rows[first, 0]), float(solved[first:][later].mean()), int((~later).sum())
+
+
+def bench_ik(video: Path, seconds: float, out: Path) -> None:
+    """Live at 30 fps without, then with --ik (recorded, to count the solved frames)."""
+    clip = out / "demo_30fps.mp4"
+    n = paced_clip(read_frames(video), 30.0, seconds, clip)
+    base = live_run(clip, n, out / "base.json")
+    print_live("live at 30 fps", base)
+    ik = live_run(clip, n, out / "ik.json", "--ik", "--record", str(out / "rec"))
+    print_live("live at 30 fps --ik", ik)
+    first, share, nobody = ik_share(out / "rec" / clip.stem)
+    added = ik["ms"]["capture->publish"]["p50"] - base["ms"]["capture->publish"]["p50"]
+    print(
+        f"  model scaled at {first:.2f} s; frames with a person solved from then on "
+        f"{100 * share:.1f}% ({nobody} frames without a person); restarts {ik['restarts']}; "
+        f"ik stage p50 {ik['ms']['ik']['p50']:.1f} ms p95 {ik['ms']['ik']['p95']:.1f} ms; "
+        f"capture->publish p50 +{added:.1f} ms over the run without --ik"
+    )
+
+
 def main() -> None:
     filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--ik", action="store_true", help="30 fps without and with --ik only")
     args = parser.parse_args()
     video = demo_video()
     config = load_config()
+    if args.ik:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_ik(video, args.seconds, Path(tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         alone = mediapipe_alone_fps(video)

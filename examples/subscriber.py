@@ -18,7 +18,7 @@ import numpy as np
 from stream.config import load_config
 from transports.client import ControlTimeout, PoseClient
 from transports.keys import ClientKeys, KeysError
-from transports.schema import ANGLES, MARKERS, STATUS
+from transports.schema import ANGLES, IK, MARKERS, STATUS
 
 
 def main() -> None:
@@ -40,12 +40,13 @@ def main() -> None:
     try:
         names = client.request("schema")["schema"]
         markers, angles = names["markers"], names["angles"]
+        coordinates = names.get("ik_coordinates", [])  # run_live --ik: pose.ik
     except ControlTimeout as exc:
         hint = " and is this client's public key in its clients/ folder" if keys else ""
         raise SystemExit(f"error: {exc}: is run_live.py running{hint}?") from None
     print(f"{len(markers)} markers, {len(angles)} angles; waiting for frames (Ctrl-C to stop)")
     hip = markers.index("Hip")
-    topics = (MARKERS, ANGLES, STATUS)  # not the viewer's pose.preview
+    topics = (MARKERS, ANGLES, IK, STATUS)  # not the viewer's pose.preview
     for n, (topic, msg) in enumerate(client.messages(topics), start=1):
         if topic == MARKERS:
             position = np.round(msg["markers"][hip], 3)
@@ -53,6 +54,12 @@ def main() -> None:
         elif topic == ANGLES:
             knee = msg["angles"][angles.index("knee_r_flex_deg")]
             print(f"frame {msg['frame_index']:6d}  right knee flexion {knee:6.1f} deg")
+        elif topic == IK:
+            knee = msg["values"][coordinates.index("knee_angle_r")]
+            print(
+                f"frame {msg['frame_index']:6d}  OpenSim knee_angle_r {knee:6.1f} deg, "
+                f"marker RMS {100 * msg['rms_m']:.1f} cm"
+            )
         else:
             print(f"{topic}: {msg}")
         if args.count and n >= args.count:

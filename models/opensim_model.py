@@ -104,6 +104,13 @@ def load_model(config: Mapping[str, Any], path: Path | None = None) -> Any:
     return model
 
 
+def coordinate_names(model_text: str) -> list[str]:
+    """The coordinates of an .osim file's text, in the order OpenSim's CoordinateSet has
+    them (the joints' order; a test checks it), without loading OpenSim: for the sink's
+    schema and the recorder."""
+    return [c.get("name", "") for c in ET.fromstring(model_text).iter("Coordinate")]
+
+
 def marker_names(model: Any) -> list[str]:
     markers = model.getMarkerSet()
     return [markers.get(i).getName() for i in range(markers.getSize())]

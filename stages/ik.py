@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from core.angle_files import save_png, write_mot
 from core.atomic import AtomicFile
+from core.packet import Packet
 from models.opensim_ik import MarkerIk, read_tasks
 from models.opensim_model import (
     check_pairs,
@@ -57,6 +58,16 @@ class IkReport:
     factors: dict[str, np.ndarray]
 
 
+def inside_image(packet: Packet, margin: float) -> bool:
+    """Every 2D landmark at least ``margin`` (fraction of the image size) inside the image:
+    the frames fit for scaling, where no limb is guessed beyond the border."""
+    xy = packet.data["landmarks_2d"]
+    size = np.array(packet.image_size, dtype=np.float64)
+    return bool(
+        np.isfinite(xy).all() and ((xy >= margin * size) & (xy <= (1 - margin) * size)).all()
+    )
+
+
 def check_setup(config: Mapping[str, Any], names: Sequence[str]) -> None:
     """Load the configured model and setup files and check they fit the marker ``names``,
     so a wrong file fails before any frame is processed (``IkError``)."""
@@ -79,8 +90,9 @@ def scale_to_markers(
 ) -> tuple[Any, dict[str, np.ndarray]]:
     """The generic model scaled to the markers of the usable frames, and its factors."""
     model = load_model(config)
-    frames = scaling_frames(xyz, names, usable, float(config["max_flexion_deg"]))
     measurements = read_measurements(setup_file(config["scaling_setup"]))
+    check_pairs(measurements, names, marker_names(model))  # before any marker is looked up
+    frames = scaling_frames(xyz, names, usable, float(config["max_flexion_deg"]))
     factors = scale_factors(
         model, xyz[frames], names, measurements, float(config["trimmed_percent"])
     )
@@ -109,6 +121,16 @@ def solve_trial(
     return ik, values, errors, ms
 
 
+def save_model(model: Any, opensim: Mapping[str, Any], folder: Path, stem: str) -> tuple[Any, Path]:
+    """Save ``model`` as ``<folder>/<stem>_scaled.osim`` and load it back: IK runs on the
+    model as written (offline and live alike), and a file OpenSim cannot load is an error."""
+    osim = folder / f"{stem}_scaled.osim"
+    folder.mkdir(parents=True, exist_ok=True)
+    model.setName(f"{stem}_scaled")
+    model.printToXML(str(osim))
+    return load_model(opensim, path=osim), osim
+
+
 def write_ik_files(
     folder: Path,
     stem: str,
@@ -119,37 +141,54 @@ def write_ik_files(
     usable: np.ndarray,
     plots: bool,
 ) -> tuple[list[Path], IkReport]:
-    """Scale (or take ``[opensim] scaled_model``), save and reload the model (a file OpenSim
-    cannot load is an error), run IK over every frame, write the files; return their paths
-    and the report."""
+    """Scale (or take ``[opensim] scaled_model``), save and reload the model, run IK over
+    every frame, write the files; return their paths and the report."""
     opensim = config["opensim"]
     if opensim["scaled_model"]:
         model, factors = load_model(opensim, path=Path(opensim["scaled_model"])), {}
     else:
         mass = float(config["subject"]["mass"])
         model, factors = scale_to_markers(opensim, xyz, names, usable, mass)
-    osim = folder / f"{stem}_scaled.osim"
-    folder.mkdir(parents=True, exist_ok=True)
-    model.setName(f"{stem}_scaled")
-    model.printToXML(str(osim))
-    model = load_model(opensim, path=osim)
+    model, osim = save_model(model, opensim, folder, stem)
     ik, values, errors, ms = solve_trial(model, opensim, times, xyz, names)
+    written = [osim, *write_ik_results(folder, stem, times, values, errors, ik.coordinates, plots)]
+    report = ik_report(errors)
+    report.ms_per_frame, report.factors = ms, factors
+    return written, report
+
+
+def ik_report(errors: np.ndarray) -> IkReport:
+    """Frames, frames solved and median marker RMS of (T, 3) rms/max/markers rows."""
+    solved = int(np.isfinite(errors[:, 0]).sum())
+    rms = float(np.nanmedian(errors[:, 0])) if solved else float("nan")
+    return IkReport(len(errors), solved, rms, float("nan"), {})
+
+
+def write_ik_results(
+    folder: Path,
+    stem: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    errors: np.ndarray,
+    coordinates: Sequence[str],
+    plots: bool,
+) -> list[Path]:
+    """``_ik.mot``, ``_ik_marker_errors.csv`` and with ``plots`` ``_ik.png`` of (T, C)
+    coordinate values and (T, 3) rms/max/markers rows (NaN: not solved)."""
     mot = folder / f"{stem}_ik.mot"
-    write_mot(mot, times, values, tuple(ik.coordinates))
+    write_mot(mot, times, values, tuple(coordinates))
     csv = folder / f"{stem}_ik_marker_errors.csv"
     with AtomicFile(csv) as f:
         f.write("time,rms_m,max_m,markers\n")
         for t, (rms, big, n) in zip(times, errors, strict=True):
             used = "0" if np.isnan(n) else str(int(n))
             f.write(f"{t:.6f},{rms:.6f},{big:.6f},{used}\n")
-    written = [osim, mot, csv]
+    written = [mot, csv]
     if plots:
         png = folder / f"{stem}_ik.png"
-        plot_coordinates(png, stem, times, values, ik.coordinates)
+        plot_coordinates(png, stem, times, values, coordinates)
         written.append(png)
-    solved = int(np.isfinite(errors[:, 0]).sum())
-    rms = float(np.nanmedian(errors[:, 0])) if solved else float("nan")
-    return written, IkReport(len(times), solved, rms, ms, factors)
+    return written
 
 
 def plot_coordinates(

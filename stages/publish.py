@@ -1,14 +1,15 @@
 """Publisher sink: the public ZeroMQ stream other programs subscribe to.
 
 A PUB socket sends multipart ``[topic, msgpack payload]`` (schema in
-``transports/schema.py``): ``pose.markers`` and ``pose.angles`` every frame, ``pose.status``
-when the owner calls ``publish_status``, and ``pose.preview`` (a small JPEG of the frame with
-the 2D landmarks in its pixels) for frames that carry one, i.e. only while the live viewer
-is attached (``[detect] preview``). PUB never blocks: a subscriber that stalls only
-loses its own messages once its queue (``SNDHWM``) is full, the pipeline and the other
-subscribers are not slowed. Binds to 127.0.0.1 unless configured otherwise; with
-``security`` options (``transports.keys.CurveServer``) the stream is encrypted and only
-known client keys may subscribe.
+``transports/schema.py``): ``pose.markers`` and ``pose.angles`` every frame (and ``pose.ik``
+with the live ``ik`` stage), ``pose.status`` when the owner calls ``publish_status``, and
+``pose.preview`` (a small JPEG of the frame with the 2D landmarks in its pixels) for frames
+that carry one, i.e. only while the live viewer is attached (``[detect] preview``). PUB
+never blocks: a subscriber that stalls only loses its own messages once its queue
+(``SNDHWM``) is full, the pipeline and the other subscribers are not slowed. Binds to
+127.0.0.1 unless configured otherwise; with ``security`` options
+(``transports.keys.CurveServer``) the stream is encrypted and only known client keys may
+subscribe.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from core.packet import Packet
 from core.stage import Sink
 from transports.queues import Publisher
-from transports.schema import ANGLES, MARKERS, PREVIEW, STATUS
+from transports.schema import ANGLES, IK, MARKERS, PREVIEW, STATUS
 
 SUBSCRIBER_QUEUE = 1000  # messages kept per subscriber before it starts losing them
 
@@ -66,6 +67,8 @@ class StreamPublisher(Sink):
         if "angles" in packet.data:
             confidence = packet.data["angles_confidence"]
             self._send(ANGLES, {**head, "angles": packet.data["angles"], "confidence": confidence})
+        if "ik" in packet.data:
+            self._send(IK, {**head, **_ik(packet)})
         if "preview_jpeg" in packet.data:
             self._send(PREVIEW, {**head, **_preview(packet)})
         return packet
@@ -77,6 +80,19 @@ class StreamPublisher(Sink):
         if self._publisher is not None:
             self._publisher.close()
             self._publisher = None
+
+
+def _ik(packet: Packet) -> dict[str, Any]:
+    """The ``ik`` stage's coordinates and marker errors of this frame."""
+    rms, largest, used = (float(v) for v in packet.data["ik_errors"])
+    return {
+        "values": packet.data["ik"],
+        "rms_m": rms,
+        "max_m": largest,
+        "markers": 0 if used != used else int(used),  # NaN: not solved
+        "scaled": bool(packet.meta.get("ik_scaled", False)),
+        "skipped": int(packet.meta.get("ik_skipped", 0)),
+    }
 
 
 def _preview(packet: Packet) -> dict[str, Any]:

@@ -8,7 +8,9 @@ plots under ``<source>/joint_angles/``. All files of a source are written into a
 next to ``<dir>/<source>/`` that takes its place on ``finish``, so the folder holds one
 complete set or nothing; ``discard`` removes everything of a failed run. A write error is
 an ``OutputError`` naming the final file. With ``[opensim] enabled`` (``--ik``) ``finish``
-also scales the OpenSim model and runs IK over the source's final markers (``stages/ik.py``).
+also scales the OpenSim model and runs IK over the source's final markers (``stages/ik.py``);
+live, where the ``ik`` stage has solved every frame already (``stages/live_ik.py``), the same
+files are written from its rows and its model instead.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.angle_files import write_angle_outputs
-from core.atomic import AtomicFolder, OutputError
+from core.atomic import AtomicFile, AtomicFolder, OutputError
 from core.c3d import ANGLE_POINTS, C3dWriter
 from core.landmarks_csv import LandmarksCsvWriter
 from core.marker_sets import MARKERS_21, MARKERS_64
@@ -30,18 +32,16 @@ from core.packet import Packet
 from core.provenance import SOFTWARE, Invocation, RunRecord, software_version
 from core.stage import Sink
 from core.trc import TrcWriter
-from stages.ik import IkReport, check_setup, write_ik_files
+from models.opensim_model import coordinate_names, setup_file
+from stages.ik import (
+    IkReport,
+    check_setup,
+    ik_report,
+    inside_image,
+    write_ik_files,
+    write_ik_results,
+)
 from stages.run_info import models_used
-
-
-def _inside(packet: Packet, margin: float) -> bool:
-    """Every 2D landmark at least ``margin`` (fraction of the image size) inside the image:
-    the frames fit for scaling, where no limb is guessed beyond the border."""
-    xy = packet.data["landmarks_2d"]
-    size = np.array(packet.image_size, dtype=np.float64)
-    return bool(
-        np.isfinite(xy).all() and ((xy >= margin * size) & (xy <= (1 - margin) * size)).all()
-    )
 
 
 def file_stem(source_id: str) -> str:
@@ -63,6 +63,9 @@ class _SourceFiles:
     ik_times: list[float] = field(default_factory=list)  # for IK
     markers: list[np.ndarray] = field(default_factory=list)
     inside: list[bool] = field(default_factory=list)  # person well inside the image
+    ik_values: list[np.ndarray] = field(default_factory=list)  # the live ik stage's rows
+    ik_errors: list[np.ndarray] = field(default_factory=list)
+    ik_model: str | None = None  # the text of the live ik stage's model file
 
     def writers(self) -> tuple[Any, ...]:
         return (self.initial, self.final, self.landmarks, *([self.c3d] if self.c3d else []))
@@ -77,6 +80,7 @@ class Recorder(Sink):
     """Writes TRC, C3D, landmark CSV and run.json files per source."""
 
     name = "record"
+    solves_ik = True  # with --ik, IK of the whole trial at its end (offline)
 
     def __init__(
         self,
@@ -106,7 +110,8 @@ class Recorder(Sink):
         self.angle_csv = bool(angles.get("compute_all", False))
         self.angle_plots = bool(angles.get("plot_all", False))
         self.c3d = bool(config.get("output", {}).get("c3d", False))
-        self.ik_config = config if config.get("opensim", {}).get("enabled", False) else None
+        enabled = config.get("opensim", {}).get("enabled", False)
+        self.ik_config = config if enabled and self.solves_ik else None
         if self.ik_config is not None:
             check_setup(self.ik_config["opensim"], MARKERS_64)
 
@@ -170,10 +175,17 @@ class Recorder(Sink):
             files.times.append(packet.media_time_s)
             files.angles.append(d["angles"])
             files.angle_confidence.append(d["angles_confidence"])
-        if self.ik_config is not None:
+        if "ik" in d:
+            files.ik_times.append(packet.media_time_s)
+            files.ik_values.append(np.array(d["ik"], dtype=np.float64))
+            files.ik_errors.append(np.array(d["ik_errors"], dtype=np.float64))
+            files.ik_model = packet.meta.get("ik_model", files.ik_model)
+        elif self.ik_config is not None:
             files.ik_times.append(packet.media_time_s)
             files.markers.append(np.array(d["markers_64"], dtype=np.float64))
-            files.inside.append(_inside(packet, float(self.ik_config["opensim"]["image_margin"])))
+            files.inside.append(
+                inside_image(packet, float(self.ik_config["opensim"]["image_margin"]))
+            )
         return packet
 
     def finish(self, source_id: str) -> None:
@@ -194,7 +206,9 @@ class Recorder(Sink):
                         plots=self.angle_plots,
                         confidence=np.array(files.angle_confidence),
                     )
-                if self.ik_config is not None and files.markers:
+                if files.ik_values:
+                    written += self._write_streamed_ik(files, source_id)
+                elif self.ik_config is not None and files.markers:
                     markers = np.array(files.markers)
                     paths, self.ik[source_id] = write_ik_files(
                         files.folder.tmp_path,
@@ -213,6 +227,30 @@ class Recorder(Sink):
             files.discard()
             raise
         self.written[source_id] = [files.folder.final_name(p) for p in written]
+
+    def _write_streamed_ik(self, files: _SourceFiles, source_id: str) -> list[Path]:
+        """The IK files of what the live ``ik`` stage solved frame by frame: the same files
+        as offline (no ``_scaled.osim`` if the session ended before the model was scaled)."""
+        folder, stem = files.folder.tmp_path, file_stem(source_id)
+        written: list[Path] = []
+        model_text = files.ik_model or setup_file(self.config["opensim"]["model"]).read_text()
+        if files.ik_model is not None:
+            osim = folder / f"{stem}_scaled.osim"
+            with AtomicFile(osim) as f:
+                f.write(files.ik_model)
+            written.append(osim)
+        errors = np.array(files.ik_errors)
+        written += write_ik_results(
+            folder,
+            stem,
+            np.array(files.ik_times),
+            np.array(files.ik_values),
+            errors,
+            coordinate_names(model_text),
+            plots=self.angle_plots,
+        )
+        self.ik[source_id] = ik_report(errors)
+        return written
 
     def open_sources(self) -> list[str]:
         """Sources with files still being written."""
@@ -235,6 +273,7 @@ class LiveRecorder(Recorder):
     recording (its partial files are removed) while the stream goes on being published."""
 
     error: str | None = None  # why recording stopped (set on the instance when it does)
+    solves_ik = False  # the live ik stage solves each frame; its rows are recorded
 
     def _guarded(self, call: Callable[[], object]) -> None:
         if self.error is not None:

@@ -19,6 +19,7 @@ import zmq
 from core.angle_set import ANGLE_COLUMNS
 from core.atomic import AtomicFile
 from core.provenance import Invocation
+from models.opensim_model import coordinate_names, setup_file
 from stages.publish import StreamPublisher
 from stages.record import LiveRecorder
 from stream.graph import Graph
@@ -97,7 +98,9 @@ def sink_main(
 
     ports = {"publish": graph.publish, "control": graph.control}
     control = bind_or_fail(
-        lambda: ControlServer(context, graph.control, ports, status, angle_names, curve.options),
+        lambda: ControlServer(
+            context, graph.control, ports, status, angle_names, curve.options, _ik_names(config)
+        ),
         graph.control,
         live_key("control"),
         lifeline,
@@ -178,6 +181,19 @@ def _source_fps(captured: deque[tuple[int, int]]) -> float:
         return 0.0
     (t0, i0), (t1, i1) = captured[0], captured[-1]
     return (i1 - i0) / max((t1 - t0) / 1e9, 1e-9)
+
+
+def _ik_names(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The coordinates of ``pose.ik`` when the live ik stage runs: those of the given model
+    file, else of the generic model it scales (the same names)."""
+    pipeline = config.get("pipeline", {})
+    if pipeline.get("ik") not in pipeline.get("stages", []):
+        return ()
+    opensim = config["opensim"]
+    path = (
+        Path(opensim["scaled_model"]) if opensim["scaled_model"] else setup_file(opensim["model"])
+    )
+    return tuple(coordinate_names(path.read_text(encoding="utf-8")))
 
 
 def _angle_names(config: Mapping[str, Any]) -> tuple[str, ...]:

@@ -97,6 +97,25 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="also write <video>.c3d: the final markers (mm) and the ISB angles",
     )
+    p.add_argument(
+        "--ik",
+        action="store_true",
+        default=None,
+        help="scale the OpenSim model and run inverse kinematics ([opensim] in config.toml)",
+    )
+    p.add_argument(
+        "--osim",
+        type=Path,
+        metavar="FILE.osim",
+        help="IK with this model scaled earlier (e.g. a _scaled.osim), no scaling (implies --ik)",
+    )
+    p.add_argument(
+        "--static",
+        type=Path,
+        metavar="VIDEO_OR_TRC",
+        help="scale the OpenSim model from this static trial (the subject standing still: a "
+        "video, or its _final.trc), then IK with it (implies --ik)",
+    )
     p.add_argument("--config", type=Path, help="configuration file (default: config.toml)")
     p.add_argument(
         "--verbose", action="store_true", help="also show MediaPipe's native log messages"
@@ -122,6 +141,7 @@ FLAGS = {
     "angles.plot_all": "--plot-all-joint-angles",
     "opensim.enabled": "--ik",
     "opensim.scaled_model": "--osim",
+    "opensim.static": "--static",
     "output.dir": "--output",
     "output.c3d": "--c3d",
     "live.publish": "--publish",
@@ -149,7 +169,23 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
     if args.joint_refinement and config["lift"]["method"] != "pof":
         raise ConfigError("--joint-refinement needs the limb directions of --lift pof")
     check_calibration(config["camera"])
+    check_opensim(config["opensim"])
     return config
+
+
+def check_opensim(opensim: dict[str, Any]) -> None:
+    """``--osim`` and ``--static`` imply ``--ik``, exclude each other, and name files that
+    exist (resolved against the current folder)."""
+    given = [key for key in ("scaled_model", "static") if opensim[key]]
+    if len(given) == 2:
+        raise ConfigError("--osim and --static contradict each other: give one model source")
+    for key in given:
+        path = Path(opensim[key])
+        if not path.is_file():
+            flag = FLAGS[f"opensim.{key}"]
+            raise ConfigError(f"{flag}: file not found: {path} (check the path)")
+        opensim[key] = str(path.resolve())
+        opensim["enabled"] = True
 
 
 def _flag_value(args: argparse.Namespace, flag: str) -> Any:

@@ -245,6 +245,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "trimmed_percent": Number(0.0, 99.0, "%"),
         "min_markers": Integer(1, None, "markers"),
         "scaled_model": Text(what="an .osim file path, or empty"),
+        "static": Text(what="a video or .trc file path, or empty"),
+        "scale_s": Number(0.0, 600.0, "s"),
         "log": Text(choices=("off", "error", "warn", "info")),
     },
     "output": {"dir": NONEMPTY, "c3d": Flag()},
@@ -253,6 +255,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "stages": TextList(STAGE, nonempty=True),
         "sink": ENTRY,
         "viewer": ENTRY,
+        "ik": STAGE,
     },
     "live": {
         "transport": Text(choices=("ipc", "tcp")),
@@ -267,6 +270,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "viewer": {
         "angles": TextList(),
+        "ik_coordinates": TextList(),
         "history_s": Number(0.0, 600.0, "s", above=True),
         "max_fps": Number(0.0, 240.0, "fps", above=True),
         "cpu_budget": Number(0.0, 16.0, "cores", above=True),

@@ -48,6 +48,15 @@ class Graph:
     control: str
 
 
+def add_live_stages(config: dict[str, Any]) -> None:
+    """Live only: with ``[opensim] enabled`` (``--ik``) the stage ``[pipeline] ik`` runs after
+    the others (offline, the recorder solves the whole trial at its end instead). The main
+    host and a remote stage's host call this alike, so both see the same graph."""
+    pipeline = config["pipeline"]
+    if config["opensim"]["enabled"] and pipeline["ik"] not in pipeline["stages"]:
+        pipeline["stages"] = [*pipeline["stages"], pipeline["ik"]]
+
+
 def check_graph(config: Mapping[str, Any]) -> list[str]:
     """The stage names of ``[pipeline]``, once ``[live]`` is known to make a graph of them
     (raises ``ConfigError`` before anything is created)."""

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from stream.config import ConfigError, load_config
-from stream.graph import plan_graph
+from stream.graph import add_live_stages, plan_graph
 from stream.native_stderr import filter_native_chatter
 from stream.processes import stage_main
 
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         filter_native_chatter()
     try:
         config = load_config(args.config)
+        add_live_stages(config)  # [opensim] enabled: the ik stage, as run_live --ik
         graph = plan_graph(config, Path("."))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

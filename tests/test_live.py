@@ -14,12 +14,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgpack
+import numpy as np
 import pytest
 import zmq
 
 from bench.proc import comm, descendants
+from core.angle_files import read_mot
 from core.demo_data import demo_video
 from core.provenance import sha256_file
+from models.opensim_model import coordinate_names, load_model, scaled_model
+from stream.config import load_config
 from tests.data import REPO
 from transports.client import PoseClient
 from transports.queues import Subscriber
@@ -298,10 +302,14 @@ def test_offline_equals_live_lossless_byte_for_byte(
 def test_offline_equals_live_with_the_kinematic_fit(
     tmp_path: Path, live_run: Callable[..., LiveRun]
 ) -> None:
-    """The fit's per-source state gives the same files live (its own process) and offline;
-    both folders have a run.json naming how they were made."""
+    """The fit's per-source state gives the same files live (its own process) and offline,
+    and with the same scaled model (--osim) the live ik stage's frame-by-frame IK is the
+    offline IK of the whole trial; both folders have a run.json naming how they were made."""
     video = demo_video("cam02")
-    flags = ["--compute-all-joint-angles", "--joint-refinement", "--c3d"]
+    osim = tmp_path / "subject.osim"  # a model scaled earlier: the live ik stage's too
+    opensim = load_config()["opensim"]
+    scaled_model(load_model(opensim), {"femur_r": np.full(3, 1.05)}, 70.0).printToXML(str(osim))
+    flags = ["--compute-all-joint-angles", "--joint-refinement", "--c3d", "--osim", osim]
     offline = subprocess.run(
         [sys.executable, "run_offline.py", video, "--output", tmp_path / "offline", "--quiet",
          *flags],
@@ -311,7 +319,8 @@ def test_offline_equals_live_with_the_kinematic_fit(
     run = live_run("--source", video, "--lossless", "--record", tmp_path / "live", *flags)
     code, _, err = run.finish(timeout=300)
     assert code == 0, err
-    for name in ("cam02_final.trc", "cam02.c3d", "joint_angles/cam02_angles.mot"):
+    for name in ("cam02_final.trc", "cam02.c3d", "joint_angles/cam02_angles.mot",
+                 "cam02_ik.mot", "cam02_ik_marker_errors.csv", "cam02_scaled.osim"):  # fmt: skip
         live = (tmp_path / "live" / "cam02" / name).read_bytes()
         assert live == (tmp_path / "offline" / "cam02" / name).read_bytes(), name
     records = {
@@ -324,6 +333,51 @@ def test_offline_equals_live_with_the_kinematic_fit(
         assert records["live"][key] == records["offline"][key], key
     assert records["live"]["input"]["sha256"] == sha256_file(Path(video))
     assert records["live"]["config"]["output"]["c3d"] is True
+
+
+def test_live_ik_scales_from_the_first_frames_and_publishes_pose_ik(
+    tmp_path: Path, live_run: Callable[..., LiveRun]
+) -> None:
+    """--ik: the ik stage runs in its own process, scales the model from the first
+    [opensim] scale_s seconds, then publishes every frame's coordinates (named once by the
+    control socket's schema); --record writes what was published; no opensim.log."""
+    config = tmp_path / "ik.toml"
+    config.write_text("[opensim]\nscale_s = 0.5\n")  # 31 frames fit for scaling at 60 fps
+    out = tmp_path / "live"
+    run = live_run(
+        "--source", demo_video("cam02"), "--lossless", "--ik", "--config", config,
+        "--record", out,
+    )  # fmt: skip
+    messages: list = []
+    stop = threading.Event()
+    thread = collect(run.publish, messages, stop, ("pose.ik", "pose.markers"))
+    schema = run.client.request("schema", timeout_s=STARTUP_S)["schema"]
+    assert schema["version"] == "1.3" and "pose.ik" in schema["topics"]
+    run.wait_published(messages)
+    assert "mm-ik" in pipeline_processes(run.process.pid).values()
+    code, _, err = run.finish(timeout=300)
+    stop.set()
+    thread.join()
+    assert code == 0, err
+    ik = [payload for topic, payload in messages if topic == "pose.ik"]
+    assert len(ik) == 100 == sum(topic == "pose.markers" for topic, _ in messages)
+    folder = out / "cam02"
+    names = coordinate_names((folder / "cam02_scaled.osim").read_text())
+    assert schema["ik_coordinates"] == names and len(names) == 40
+    scaled = [p["scaled"] for p in ik]
+    first = scaled.index(True)
+    assert 30 <= first < 90 and all(scaled[first:]), scaled  # once, after >= 0.5 s
+    values = np.array([p["values"] for p in ik])
+    assert np.isnan(values[:first]).all() and np.isfinite(values[first:]).all()
+    rms = np.array([p["rms_m"] for p in ik[first:]])
+    assert np.median(rms) < 0.05 and all(p["markers"] > 10 for p in ik[first:])
+    knee = values[first:, names.index("knee_angle_r")]
+    assert -5 < knee.min() and knee.max() < 140  # degrees, a physiological range
+    columns, table = read_mot(folder / "cam02_ik.mot")
+    assert columns[1:] == names
+    np.testing.assert_allclose(table[:, 1:], values, atol=5e-7)  # the file: what was published
+    assert (folder / "cam02_ik_marker_errors.csv").is_file()
+    assert not (REPO / "opensim.log").exists()
 
 
 def raw_request(endpoint: str, frames: list[bytes]) -> dict | None:
@@ -351,6 +405,8 @@ def test_control_socket_answers_and_survives_bad_requests(
         assert client.request("version")["version"] == "1.3"
         schema = client.request("schema")["schema"]
         assert len(schema["markers"]) == 64 and "pose.markers" in schema["topics"]
+        assert schema["ik_coordinates"] == client.request("ik_coordinates")["ik_coordinates"]
+        assert schema["ik_coordinates"] == []  # no --ik
         assert len(client.request("angles")["angles"]) == 32
         assert client.request("ports")["ports"]["publish"] == run.publish
         unknown = client.request("nonsense")

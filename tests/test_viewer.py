@@ -204,6 +204,31 @@ def test_skeleton_and_landmarks_drawn_where_they_project(
     assert seen["plot_samples"] > 30, "angles reached the plots"
 
 
+def test_plots_show_opensim_coordinates_when_configured(
+    display: dict[str, str], live: LiveSession, tmp_path: Path
+) -> None:
+    """[viewer] ik_coordinates: the plots follow pose.ik (the --ik stream) by the schema's
+    ik_coordinates, not pose.angles."""
+    names = ["pelvis_tilt", "hip_flexion_r", "knee_angle_r", "knee_angle_l"]
+    schema = {**live.schema, "ik_coordinates": names}
+    frames = [m for t, m in live.messages if t == "pose.markers"][:40]
+    assert len(frames) == 40
+    ik = [
+        ("pose.ik", {"source_id": m["source_id"], "frame_index": m["frame_index"],
+                     "timestamp_ns": m["timestamp_ns"], "values": np.arange(4.0) + i,
+                     "rms_m": 0.02, "max_m": 0.05, "markers": 43, "scaled": True,
+                     "skipped": 0})
+        for i, m in enumerate(frames)
+    ]  # fmt: skip
+    angles = [(t, m) for t, m in live.messages if t == "pose.angles"][:40]
+    wanted = ["knee_angle_l", "knee_angle_r", "hip_flexion_r"]
+    seen = call_isolated(windows.ik_plots, schema, ik + angles, tmp_path, wanted, env=display)
+    assert seen["plot_samples"] == 40  # one per pose.ik message; pose.angles ignored
+    assert seen["columns"] == {"knee_angle_l": 3, "knee_angle_r": 2, "hip_flexion_r": 1}
+    plot = seen["image"][-200:, -300:]  # the plots' corner: both side colours drawn
+    assert near(plot, LEFT_RGB).sum() > 20 and near(plot, RIGHT_RGB).sum() > 20
+
+
 def test_status_line_follows_the_stream(
     display: dict[str, str], live: LiveSession, tmp_path: Path
 ) -> None:

@@ -113,12 +113,16 @@ class Opened:
 
 
 @contextmanager
-def live_window(schema: dict[str, Any], record_dir: Path) -> Iterator[Opened]:
-    """The live window on a ListFeed, recording (``r``) into ``record_dir``."""
+def live_window(
+    schema: dict[str, Any], record_dir: Path, overrides: dict[str, Any] | None = None
+) -> Iterator[Opened]:
+    """The live window on a ListFeed, recording (``r``) into ``record_dir``; ``overrides``:
+    more config keys."""
     from stream.config import load_config, with_overrides
     from viewer.window import LiveWindow
 
-    config = with_overrides(load_config(), {"viewer.record_dir": str(record_dir)})
+    settings = {"viewer.record_dir": str(record_dir), **(overrides or {})}
+    config = with_overrides(load_config(), settings)
     opened = Opened(lambda on_quit: LiveWindow(ListFeed(schema), config, on_quit=on_quit))
     try:
         yield opened
@@ -141,6 +145,20 @@ def skeleton_and_landmarks(schema: dict, messages: Messages, record_dir: Path) -
             "visibility": np.asarray(window.preview["visibility"]),
             "landmark_pixels": opened.project(window.camera.view, landmarks),
             "plot_samples": window.plots.samples,
+        }
+
+
+def ik_plots(schema: dict, messages: Messages, record_dir: Path, wanted: list[str]) -> dict:
+    """With ``[viewer] ik_coordinates = wanted``: how many samples the plots hold after
+    ``messages``, which columns they draw, and the render's plot corner."""
+    with live_window(schema, record_dir, {"viewer.ik_coordinates": wanted}) as opened:
+        window = opened.window
+        window.feed.pending = messages
+        window.tick()
+        return {
+            "plot_samples": window.plots.samples,
+            "columns": dict(window.plots._index),
+            "image": opened.render(),
         }
 
 

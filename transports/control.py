@@ -1,11 +1,12 @@
 """The control socket: a REP server that answers what an external program needs to know.
 
 Requests and replies are msgpack maps. ``{"cmd": "version"}``, ``"schema"``, ``"markers"``,
-``"angles"``, ``"ports"`` and ``"status"`` are answered with ``{"ok": true, ...}``; anything
-else (unknown command, garbage bytes, a message over ``MAX_REQUEST_BYTES``) gets
-``{"ok": false, "error": "..."}`` and the server keeps serving. ZeroMQ itself drops peers
-that send more than ``MAX_MESSAGE_BYTES`` so a hostile client cannot exhaust memory. With
-CURVE (``transports/keys.py``) only clients with a known key get an answer.
+``"angles"``, ``"ik_coordinates"``, ``"ports"`` and ``"status"`` are answered with
+``{"ok": true, ...}``; anything else (unknown command, garbage bytes, a message over
+``MAX_REQUEST_BYTES``) gets ``{"ok": false, "error": "..."}`` and the server keeps serving.
+ZeroMQ itself drops peers that send more than ``MAX_MESSAGE_BYTES`` so a hostile client
+cannot exhaust memory. With CURVE (``transports/keys.py``) only clients with a known key
+get an answer.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ class ControlServer:
         status: Callable[[], dict[str, Any]],
         angle_names: tuple[str, ...] = (),
         security: Mapping[int, int | bytes] | None = None,
+        ik_names: tuple[str, ...] = (),
     ) -> None:
-        """``security``: socket options such as ``CurveServer.options`` (transports/keys.py)."""
+        """``security``: socket options such as ``CurveServer.options`` (transports/keys.py);
+        ``ik_names``: the coordinates of ``pose.ik`` (with --ik)."""
         self.socket = context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
@@ -44,6 +47,7 @@ class ControlServer:
         self._ports = ports
         self._status = status
         self._angle_names = angle_names
+        self._ik_names = ik_names
 
     def poll_once(self) -> bool:
         """Answer one pending request, if any; True when one was answered."""
@@ -75,9 +79,10 @@ class ControlServer:
     def _handlers(self) -> dict[str, Callable[[], dict[str, Any]]]:
         return {
             "version": lambda: {"version": API_VERSION},
-            "schema": lambda: {"schema": schema(self._angle_names)},
+            "schema": lambda: {"schema": schema(self._angle_names, self._ik_names)},
             "markers": lambda: {"markers": schema()["markers"]},
             "angles": lambda: {"angles": list(self._angle_names)},
+            "ik_coordinates": lambda: {"ik_coordinates": list(self._ik_names)},
             "ports": lambda: {"ports": dict(self._ports)},
             "status": lambda: {"status": self._status()},
         }

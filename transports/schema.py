@@ -21,6 +21,8 @@ from core.marker_sets import MARKERS_64
 #      outside its anatomical range (core/joint_limits.py)
 # 1.3: pose.markers confidence and pose.angles confidence (per marker / per angle, 0..1:
 #      models/confidence.py)
+# 1.3: pose.ik (OpenSim coordinates of each frame with run_live --ik); the schema's
+#      ik_coordinates names them
 API_VERSION = "1.3"
 
 COORDINATES = (
@@ -31,6 +33,7 @@ COORDINATES = (
 )
 
 MARKERS, ANGLES, PREVIEW, STATUS = "pose.markers", "pose.angles", "pose.preview", "pose.status"
+IK = "pose.ik"
 TOPICS: dict[str, dict[str, str]] = {
     MARKERS: {
         "source_id": "str: video file stem, webcam index or stream URL",
@@ -54,6 +57,21 @@ TOPICS: dict[str, dict[str, str]] = {
         "the joint's anatomical range; order = the control socket's 'angles' reply",
         "confidence": "ndarray float64 (N,): 0..1 per angle, same order: the confidence of the "
         "least sure marker its segment frames are built from; 0 where the angle is NaN",
+    },
+    IK: {
+        "source_id": "str",
+        "frame_index": "int",
+        "timestamp_ns": "int",
+        "values": "ndarray float64 (C,): OpenSim model coordinates, degrees (rotations) or m "
+        "(pelvis_tx, pelvis_ty, pelvis_tz), NaN = not solved (no model yet, too few markers); "
+        "order = the control socket's 'ik_coordinates' reply",
+        "rms_m": "float: RMS distance of the model's markers to the measured ones, m (NaN = "
+        "not solved)",
+        "max_m": "float: largest of those distances, m",
+        "markers": "int: markers the frame was solved with (0 = not solved)",
+        "scaled": "bool: a scaled model is in use (false while the first [opensim] scale_s "
+        "seconds are collected to scale it)",
+        "skipped": "int: frames with a model that were left unsolved so far",
     },
     PREVIEW: {
         "source_id": "str",
@@ -88,8 +106,9 @@ ARRAY_ENCODING = (
 )
 
 
-def schema(angle_names: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The whole description, as the control socket returns it."""
+def schema(angle_names: tuple[str, ...] = (), ik_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The whole description, as the control socket returns it; ``ik_names``: the OpenSim
+    coordinates of ``pose.ik`` (empty without --ik)."""
     return {
         "version": API_VERSION,
         "coordinates": COORDINATES,
@@ -97,4 +116,5 @@ def schema(angle_names: tuple[str, ...] = ()) -> dict[str, Any]:
         "topics": TOPICS,
         "markers": list(MARKERS_64),
         "angles": list(angle_names),
+        "ik_coordinates": list(ik_names),
     }

@@ -18,25 +18,26 @@ import msgpack
 import zmq
 
 from transports.queues import Subscriber
-from transports.schema import ANGLES, MARKERS, PREVIEW, STATUS
+from transports.schema import ANGLES, IK, MARKERS, PREVIEW, STATUS
 
-TOPICS = (MARKERS, ANGLES, STATUS, PREVIEW)
+TOPICS = (MARKERS, ANGLES, IK, STATUS, PREVIEW)
 SCHEMA_RETRY_S = 2.0
 RECEIVE_QUEUE = 200  # messages ZeroMQ keeps for a window that is not reading
 
 
 @dataclass
 class FeedUpdate:
-    """What arrived since the last poll: every pose and angle message (for recording and
+    """What arrived since the last poll: every pose, angle and IK message (for recording and
     plots), only the newest status and preview (older ones are never shown)."""
 
     markers: list[dict[str, Any]] = field(default_factory=list)
     angles: list[dict[str, Any]] = field(default_factory=list)
+    ik: list[dict[str, Any]] = field(default_factory=list)
     status: dict[str, Any] | None = None
     preview: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.markers or self.angles or self.status or self.preview)
+        return bool(self.markers or self.angles or self.ik or self.status or self.preview)
 
     def add(self, topic: str, payload: dict[str, Any]) -> None:
         """File one published message under its topic (others are ignored)."""
@@ -44,6 +45,8 @@ class FeedUpdate:
             self.markers.append(payload)
         elif topic == ANGLES:
             self.angles.append(payload)
+        elif topic == IK:
+            self.ik.append(payload)
         elif topic == STATUS:
             self.status = payload
         elif topic == PREVIEW:

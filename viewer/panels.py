@@ -209,7 +209,7 @@ class AnglePlots:
         self.view = view
         self.history_s = history_s
         self._joints: dict[str, list[str]] = {}
-        for name in wanted:  # "knee_l_flex_deg" -> band "knee flex", line "l"
+        for name in wanted:  # "knee_l_flex_deg" -> band "knee flex", line "l"; "knee_angle_r"
             parts = name.removesuffix("_deg").split("_")
             joint = " ".join(p for p in parts if p not in ("l", "r"))
             self._joints.setdefault(joint, []).append(name)
@@ -288,12 +288,13 @@ def _range(values: np.ndarray) -> tuple[float, float]:
 
 def _polylines(curves: list[tuple[np.ndarray, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vertices, colours and segment pairs of several polylines broken at missing values;
-    a curve's colour is its side's (``..._l_...`` left, ``..._r_...`` right), grey otherwise."""
+    a curve's colour is its side's (``..._l_...`` or ``..._l`` left, ``_r`` right: ISB
+    angles and OpenSim coordinates), grey otherwise."""
     pos, colours, pairs, offset = [], [], [], 0
     for points, name in curves:
         good = np.isfinite(points).all(axis=1)
         steps = np.flatnonzero(good[:-1] & good[1:])
-        side = -1 if "_l_" in name else 1 if "_r_" in name else 0
+        side = -1 if "_l_" in f"{name}_" else 1 if "_r_" in f"{name}_" else 0
         colour = side_colours([side])[0] if side else np.array(GRID, np.float32)
         pos.append(np.where(good[:, None], points, 0.0))
         colours.append(np.repeat(colour[None], len(points), axis=0))

@@ -79,8 +79,10 @@ class LiveWindow:
         self.camera = CameraView(image_view, visibility_min)
         plots_view = grid.add_view(row=1, col=1, bgcolor=PLOT_BACKGROUND)
         plots_view.stretch = (2, 2)
-        angles = settings.get("angles", ["knee_l_flex_deg", "knee_r_flex_deg"])
-        self.plots = AnglePlots(plots_view, angles, float(settings.get("history_s", 5.0)))
+        # OpenSim coordinates (pose.ik) instead of the ISB angles when [viewer] names some
+        self._plot_ik = bool(settings.get("ik_coordinates"))
+        plotted = settings.get("ik_coordinates") or settings.get("angles", ["knee_l_flex_deg"])
+        self.plots = AnglePlots(plots_view, plotted, float(settings.get("history_s", 5.0)))
         self.status = StatusLine(grid, row=2, col_span=2)
         self.recorder = ViewerRecorder(Path(settings.get("record_dir", "data/output/live")))
         self.paused = False
@@ -125,7 +127,8 @@ class LiveWindow:
         if self.feed.schema is not None and not self._names:
             self._names = list(self.feed.schema["markers"])
             self.skeleton.set_names(self._names)
-            self.plots.set_columns(list(self.feed.schema["angles"]))
+            columns = "ik_coordinates" if self._plot_ik else "angles"
+            self.plots.set_columns(list(self.feed.schema.get(columns, [])))
         self._take(update)
         now = time.monotonic()
         stale = self.newest is None or now - self._newest_at > STALE_S
@@ -140,8 +143,9 @@ class LiveWindow:
     def _take(self, update: FeedUpdate) -> None:
         for message in update.markers:
             self.recorder.add(message)
-        for message in update.angles:
-            self.plots.add(int(message["timestamp_ns"]), message["angles"])
+        for message in update.ik if self._plot_ik else update.angles:
+            values = message["values"] if self._plot_ik else message["angles"]
+            self.plots.add(int(message["timestamp_ns"]), values)
         if update.markers:
             self.newest = update.markers[-1]
             self._newest_at = time.monotonic()
