@@ -21,6 +21,8 @@ from stream.native_stderr import filter_native_chatter
 from transports.keys import is_loopback
 from web.app import Settings, create_app
 
+GRACEFUL_S = 3  # open event streams and WebSockets get this long to end at shutdown
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
         ssl_keyfile=str(args.tls_key) if args.tls_key else None,
         log_level="warning",
+        timeout_graceful_shutdown=GRACEFUL_S,
     )
     return 0
 

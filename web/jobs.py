@@ -20,6 +20,7 @@ from web.names import is_job_id
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
+LOG = "worker.log"  # the worker's stderr, read for its last line if it crashes
 CRASHED = "the server stopped while this job ran: upload the video again"
 
 
@@ -90,6 +91,7 @@ class JobStore:
             ):
                 self.remove_outputs(job.id)
                 self.remove_upload(job)
+                (self.folder(job.id) / LOG).unlink(missing_ok=True)
                 job.state, job.error = "failed", CRASHED
                 self.save(job)
             elif job.state == "queued":

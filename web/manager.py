@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from web.jobs import FINISHED, Job, JobStore
+from web.jobs import FINISHED, LOG, Job, JobStore
 from web.process import die_with_parent
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,7 +119,7 @@ class JobManager:
         self._finished[job.id] = asyncio.Event()
         folder = self.store.folder(job.id)
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-        with open(folder / "worker.log", "wb") as log:
+        with open(folder / LOG, "wb") as log:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "web.worker", str(folder),
                 stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.DEVNULL,
@@ -153,7 +153,7 @@ class JobManager:
                 job.state, job.progress, job.summary = "done", 1.0, summary
             else:
                 job.state = "failed"
-                job.error = error or self._crash_line(folder / "worker.log", returncode)
+                job.error = error or self._crash_line(folder / LOG, returncode)
         self._clean(job, keep_outputs=job.state == "done")
         self.store.save(job)
         self._finished.pop(job.id).set()
@@ -164,7 +164,7 @@ class JobManager:
             self.store.remove_outputs(job.id)
         if not self.keep_uploads:
             self.store.remove_upload(job)
-        (self.store.folder(job.id) / "worker.log").unlink(missing_ok=True)
+        (self.store.folder(job.id) / LOG).unlink(missing_ok=True)
 
     @staticmethod
     def _crash_line(log: Path, returncode: int) -> str:

@@ -1,0 +1,129 @@
+"""The web app's HTTP API against a real ``run_web.py``: real uploads of the demo video,
+real worker processes, files compared byte for byte with ``run_offline.py``'s."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.proc import descendants
+from core.demo_data import demo_video
+from tests.data import REPO
+from tests.web_server import WebServer, alive, cmdline
+from web.jobs import CRASHED
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[WebServer]:
+    web = WebServer(tmp_path / "data").start()
+    yield web
+    web.stop()
+
+
+def running_job(server: WebServer, name: str) -> tuple[str, list[int]]:
+    """A demo video job that has processed a few frames, and its worker's pids."""
+    status, answer = server.post_video(demo_video(), name=name)
+    assert status == 201, answer
+    server.wait_job(answer["id"], ("running",), frames=3)
+    assert server.proc is not None
+    return answer["id"], [
+        pid for pid in descendants(server.proc.pid) if "web.worker" in cmdline(pid)
+    ]
+
+
+def test_upload_gives_run_offline_files_and_survives_a_restart(
+    server: WebServer, tmp_path: Path
+) -> None:
+    offline = subprocess.Popen(
+        [sys.executable, str(REPO / "run_offline.py"), "--quiet", "--demo", "--height", "1.75",
+         "--compute-all-joint-angles", "--output", str(tmp_path / "offline")],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    status, answer = server.post_video(demo_video(), height="1.75", compute_all_joint_angles="true")
+    assert status == 201, answer
+    job = server.wait_job(answer["id"], ("done",))
+    assert job["frames_done"] == job["frames_total"] == job["summary"]["frames"] == 100
+    assert job["progress"] == 1.0 and job["summary"]["detected_pct"] > 90
+    assert offline.wait(300) == 0, offline.stderr.read()
+
+    listed = {f["name"]: f["size"] for f in server.get(f"/api/jobs/{job['id']}/files")["files"]}
+    assert {"cam01_final.trc", "cam01_initial.trc", "joint_angles/cam01_angles.mot"} <= set(listed)
+    for name in ("cam01_final.trc", "cam01_initial.trc", "joint_angles/cam01_angles.mot"):
+        status, body = server.request("GET", f"/api/jobs/{job['id']}/files/{name}")
+        assert status == 200 and len(body) == listed[name]
+        assert body == (tmp_path / "offline" / "cam01" / name).read_bytes(), name
+    status, body = server.request("GET", f"/api/jobs/{job['id']}/archive")
+    assert status == 200
+    assert sorted(zipfile.ZipFile(io.BytesIO(body)).namelist()) == sorted(listed)
+    assert not (server.data / "jobs" / job["id"] / "upload").exists()  # no --keep-uploads
+
+    replay = server.get(f"/api/jobs/{job['id']}/replay")
+    assert len(replay["frames"]) == 100 and len(replay["names"]) == 64
+    assert "knee_r_flex_deg" in replay["angles"]["columns"]
+
+    server.restart()
+    again = server.get(f"/api/jobs/{job['id']}")
+    assert again["state"] == "done" and again["summary"] == job["summary"]
+    assert {f["name"] for f in server.get(f"/api/jobs/{job['id']}/files")["files"]} == set(listed)
+
+    status, body = server.request("DELETE", f"/api/jobs/{job['id']}")
+    assert status == 200 and json.loads(body)["result"] == "removed"
+    assert not (server.data / "jobs" / job["id"]).exists()
+    assert server.get("/api/jobs")["jobs"] == []
+
+
+def test_a_text_file_is_refused_with_its_reason(server: WebServer, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video\n" * 500)
+    status, answer = server.post_video(fake)
+    assert status == 415
+    assert "notes.mp4 is not a readable video" in answer["error"]
+    assert str(tmp_path) not in answer["error"]  # no server path in the message
+    status, answer = server.post_video(fake, name="notes.txt")
+    assert status == 415 and "not a video file name" in answer["error"]
+    status, answer = server.post_video(demo_video(), height="tall")
+    assert status == 400 and answer["error"] == "height must be a number, got 'tall'"
+    status, answer = server.post_video(demo_video(), mass="-3")
+    assert status == 400 and "--mass" in answer["error"]
+    assert server.get("/api/jobs")["jobs"] == []
+    assert list((server.data / "jobs").iterdir()) == []
+
+
+def test_cancel_a_running_job_leaves_no_files(server: WebServer) -> None:
+    job_id, workers = running_job(server, name="../../a folder/cancel me.mp4")
+    assert workers
+    job = server.get(f"/api/jobs/{job_id}")
+    assert job["name"] == "cancel_me.mp4"  # the name is kept, its folders are not
+    status, body = server.request("DELETE", f"/api/jobs/{job_id}")
+    assert status == 200 and json.loads(body)["result"] == "cancelled"
+    job = server.get(f"/api/jobs/{job_id}")
+    assert job["state"] == "cancelled"
+    assert server.get(f"/api/jobs/{job_id}/files")["files"] == []
+    folder = server.data / "jobs" / job_id
+    assert sorted(p.name for p in folder.iterdir()) == ["job.json"]
+    assert not any(alive(pid) for pid in workers)
+    for path in (f"/api/jobs/{job_id}/files/..%2Fjob.json", f"/api/jobs/{job_id}/files/job.json",
+                 "/api/jobs/..%2F..%2Fetc/files", "/api/jobs/0123/archive"):  # fmt: skip
+        assert server.request("GET", path)[0] == 404, path
+
+
+def test_a_job_running_when_the_server_dies_is_failed_after_restart(server: WebServer) -> None:
+    job_id, workers = running_job(server, name="crash.mp4")
+    server.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)  # the worker died with the server
+    server.start()
+    job = server.get(f"/api/jobs/{job_id}")
+    assert job["state"] == "failed" and job["error"] == CRASHED
+    assert sorted(p.name for p in (server.data / "jobs" / job_id).iterdir()) == ["job.json"]
