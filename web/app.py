@@ -26,10 +26,12 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from core.marker_sets import MARKERS_64
 from core.provenance import software_version
 from stages.capture import SourceError, VideoSource
 from stream.config import ConfigError
 from transports.schema import API_VERSION
+from viewer.skeleton import MARKER_BONES, marker_side
 from web.jobs import Job, JobStore
 from web.live import Browser, LiveError, LiveSession
 from web.manager import JobManager
@@ -84,6 +86,16 @@ def create_app(settings: Settings) -> Starlette:
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "version": software_version(), "api": API_VERSION})
+
+    async def skeleton(request: Request) -> Response:
+        names = [name for bone in MARKER_BONES for name in bone]
+        return JSONResponse(
+            {
+                "bones": MARKER_BONES,
+                "sides": {n: marker_side(n) for n in names},
+                "markers": list(MARKERS_64),  # the order of the live stream's markers
+            }
+        )
 
     async def list_jobs(request: Request) -> Response:
         return JSONResponse({"jobs": [job.public() for job in manager.jobs.values()]})
@@ -238,6 +250,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/api/health", health),
+        Route("/api/skeleton", skeleton),
         Route("/api/jobs", list_jobs, methods=["GET"]),
         Route("/api/jobs", create_job, methods=["POST"]),
         Route("/api/jobs/{id}", get_job, methods=["GET"]),
@@ -253,6 +266,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/live/record", live_record, methods=["POST"]),
         Route("/api/live/files/{name}", live_file),
         WebSocketRoute("/ws/live", live_socket),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=STATIC)),
         *(Route(path, page(name)) for path, name in PAGES.items()),
     ]
