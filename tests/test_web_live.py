@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from core.trc import read_trc
 from bench.proc import descendants
+from core.trc import read_trc
 from tests.web_server import WebServer, cmdline, free_port
 
 
