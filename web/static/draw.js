@@ -54,7 +54,7 @@ class Skeleton3D {
     const lo = [0, 1, 2].map((k) => Math.min(...pts.map((p) => p[k])));
     const hi = [0, 1, 2].map((k) => Math.max(...pts.map((p) => p[k])));
     this.centre = lo.map((v, k) => (v + hi[k]) / 2);
-    this.distance = Math.max(2.5, 1.6 * Math.max(...hi.map((v, k) => v - lo[k])));
+    this.distance = Math.max(3.5, 2.0 * Math.max(...hi.map((v, k) => v - lo[k])));
   }
 
   project(p) {
