@@ -127,3 +127,27 @@ def test_a_job_running_when_the_server_dies_is_failed_after_restart(server: WebS
     job = server.get(f"/api/jobs/{job_id}")
     assert job["state"] == "failed" and job["error"] == CRASHED
     assert sorted(p.name for p in (server.data / "jobs" / job_id).iterdir()) == ["job.json"]
+
+
+def test_token_and_upload_limit(tmp_path: Path) -> None:
+    config = tmp_path / "web.toml"
+    config.write_text("[web]\nmax_upload_mb = 0.25\n")
+    refused = subprocess.run(
+        [sys.executable, str(REPO / "run_web.py"), "--host", "0.0.0.0", "--data", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: --host 0.0.0.0 can be reached from other hosts")
+
+    web = WebServer(tmp_path / "data", "--config", str(config), token="s3cret").start()
+    try:
+        assert web.request("GET", "/api/jobs", auth=False)[0] == 401
+        assert web.request("GET", "/api/jobs", headers={"Authorization": "Bearer nope"})[0] == 401
+        assert web.get("/api/jobs") == {"jobs": []}
+        status, body = web.request("GET", "/?token=s3cret", auth=False)
+        assert status == 200 and b"Upload videos" in body
+        status, answer = web.post_video(demo_video())  # 380 kB over a 256 kB limit
+        assert status == 413 and "larger than the limit" in answer["error"]
+        assert list((web.data / "jobs").iterdir()) == []
+    finally:
+        web.stop()

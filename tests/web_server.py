@@ -28,9 +28,10 @@ def free_port() -> int:
 class WebServer:
     """One ``run_web.py`` process on a free port; ``restart`` keeps its data folder."""
 
-    def __init__(self, data: Path, *args: str) -> None:
+    def __init__(self, data: Path, *args: str, token: str = "") -> None:
         self.data = data
-        self.args = args
+        self.token = token  # sent with every request unless told otherwise
+        self.args = (*args, "--token", token) if token else args
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data.parent / f"{data.name}-server.log"
@@ -70,9 +71,18 @@ class WebServer:
         self.stop()
         return self.start()
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
-        req = urllib.request.Request(self.url + path, body, headers or {}, method=method)
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> tuple[int, bytes]:
+        headers = dict(headers or {})
+        if self.token and auth:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        req = urllib.request.Request(self.url + path, body, headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=60) as answer:
                 return answer.status, answer.read()
