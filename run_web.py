@@ -17,7 +17,6 @@ from pathlib import Path
 from stream.cli import OneLineParser
 from stream.config import ConfigError, load_config
 from stream.config_schema import validate
-from stream.native_stderr import filter_native_chatter
 from transports.keys import is_loopback
 from web.app import Settings, create_app
 
@@ -74,7 +73,6 @@ def settings_from(args: argparse.Namespace) -> tuple[Settings, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    filter_native_chatter()
     try:
         settings, web = settings_from(args)
         settings.data.mkdir(parents=True, exist_ok=True)

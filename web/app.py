@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from core.marker_sets import MARKERS_64
 from core.provenance import software_version
@@ -231,15 +231,20 @@ def create_app(settings: Settings) -> Starlette:
         browser = Browser(settings.live_queue)
         live.browsers.add(browser)
         browser.put({"type": "state", **live.state()})
-        try:
+
+        async def forward() -> None:
             while True:
                 await browser.ready.wait()
                 browser.ready.clear()
                 while browser.messages:
                     await websocket.send_text(json.dumps(browser.messages.popleft()))
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+
+        sending = asyncio.create_task(forward())
+        try:  # the page sends nothing: reading only notices its close (or the server's)
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
         finally:
+            sending.cancel()
             live.browsers.discard(browser)
 
     def page(name: str) -> Any:
