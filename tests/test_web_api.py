@@ -13,6 +13,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from bench.proc import descendants
@@ -48,9 +50,20 @@ def test_upload_gives_run_offline_files_and_survives_a_restart(
          "--compute-all-joint-angles", "--output", str(tmp_path / "offline")],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    empty = tmp_path / "empty room.mp4"  # a real video with nobody in it: its job fails
+    writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 240))
+    for value in np.random.default_rng(1).integers(90, 110, (15, 240, 320, 3), dtype=np.uint8):
+        writer.write(value)
+    writer.release()
+    status, failing = server.post_video(empty)
+    assert status == 201, failing
     status, answer = server.post_video(demo_video(), height="1.75", compute_all_joint_angles="true")
     assert status == 201, answer
     job = server.wait_job(answer["id"], ("done",))
+    failed = server.get(f"/api/jobs/{failing['id']}")
+    assert failed["state"] == "failed" and failed["error"].startswith("nobody was detected")
+    assert failed["name"] == "empty_room.mp4" and "/" not in failed["error"]
+    assert server.get(f"/api/jobs/{failing['id']}/files")["files"] == []
     assert job["frames_done"] == job["frames_total"] == job["summary"]["frames"] == 100
     assert job["progress"] == 1.0 and job["summary"]["detected_pct"] > 90
     assert offline.wait(300) == 0, offline.stderr.read()
@@ -78,7 +91,7 @@ def test_upload_gives_run_offline_files_and_survives_a_restart(
     status, body = server.request("DELETE", f"/api/jobs/{job['id']}")
     assert status == 200 and json.loads(body)["result"] == "removed"
     assert not (server.data / "jobs" / job["id"]).exists()
-    assert server.get("/api/jobs")["jobs"] == []
+    assert [j["id"] for j in server.get("/api/jobs")["jobs"]] == [failing["id"]]
 
 
 def test_a_text_file_is_refused_with_its_reason(server: WebServer, tmp_path: Path) -> None:

@@ -67,8 +67,9 @@ def main(argv: list[str]) -> int:
             invocation=invocation,
             on_frame=progress,
         )
-    except USER_ERRORS as exc:
-        emit({"error": str(exc)})
+    except USER_ERRORS as exc:  # named by the upload's name: the server's paths stay private
+        message = str(exc).replace(str(store.upload_path(job)), job.name)
+        emit({"error": message.replace(str(folder), "<job>")})
         return 1
     except Stopped:
         return EXIT_STOPPED
