@@ -1,9 +1,11 @@
 """The pages in a real headless Chromium against a real ``run_web.py``: the results page
 draws the skeleton and plays it, the upload page lists jobs and shows an upload's error,
-the live page draws the live stream; asserted on screenshot pixels, not only the DOM."""
+the live page draws the live stream (which a WebSocket client also gets, in order);
+asserted on screenshot pixels, not only the DOM."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from playwright.sync_api import BrowserContext, Page
+from websockets.sync.client import connect
 
+from bench.proc import descendants
 from core.demo_data import demo_video
+from core.trc import read_trc
 from tests.browser import BLUE_BGR, ORANGE_BGR, chromium, image, near
-from tests.web_server import WebServer, free_port
+from tests.web_server import WebServer, cmdline, free_port
 
 SLOW_MS = 150_000  # generous: the machine is shared
 
@@ -115,11 +120,41 @@ def test_upload_page_lists_jobs_and_shows_a_refused_upload(
     assert near(shot, (30, 38, 179), 10) > 50  # the error line's red text (#b3261e)
 
 
-def test_live_page_draws_the_stream(server: WebServer, page: Page, tmp_path: Path) -> None:
+def post_json(server: WebServer, path: str, body: dict) -> tuple[int, dict]:
+    status, answer = server.request(
+        "POST", path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    return status, json.loads(answer)
+
+
+def websocket_frames(server: WebServer, count: int) -> list[int]:
+    """The frame indices of the first ``count`` markers messages a new WebSocket gets."""
+    frames: list[int] = []
+    with connect(server.url.replace("http", "ws") + "/ws/live") as ws:
+        while len(frames) < count:
+            message = json.loads(ws.recv(timeout=SLOW_MS / 1000))
+            if message["type"] == "markers":
+                assert len(message["markers"]) == 64
+                frames.append(message["frame"])
+    return frames
+
+
+def test_live_page_and_its_websocket_bridge(server: WebServer, page: Page, tmp_path: Path) -> None:
+    """One live session (they start slowly): the page starts it and draws it, a second
+    client gets the bridged frames in order, the page records and stops it."""
+    status, answer = post_json(server, "/api/live", {"source": "../walk.mp4"})
+    assert status == 400 and "inside the server's data folder" in answer["error"]
     page.goto(f"{server.url}/live")
     page.wait_for_selector("#state:has-text('stopped')", timeout=SLOW_MS)
     page.fill("#source", "walk.mp4")
     page.click("#start")
+    page.wait_for_selector("#state:has-text('running')", timeout=SLOW_MS)
+    status, answer = post_json(server, "/api/live", {"source": "walk.mp4"})
+    assert status == 400 and "already running" in answer["error"]
+
+    frames = websocket_frames(server, 45)
+    assert frames == sorted(set(frames))  # in the order published, none twice
+
     page.wait_for_function("window.framesDrawn >= 20", timeout=SLOW_MS)
     first = image(page.locator("#skeleton").screenshot(), tmp_path / "live-first.png")
     assert bones(first) > 200
@@ -129,7 +164,7 @@ def test_live_page_draws_the_stream(server: WebServer, page: Page, tmp_path: Pat
     assert bones(later) > 200
     assert np.abs(later.astype(int) - first).max(axis=2).astype(bool).sum() > 200
     plot = image(page.locator("#angles").screenshot(), tmp_path / "live-angles.png")
-    assert near(plot, (219, 111, 42)) > 50
+    assert near(plot, (219, 111, 42)) > 50  # knee_r flexion's line
 
     page.click("#record")
     page.wait_for_selector("#record:has-text('Stop recording')", timeout=SLOW_MS)
@@ -137,7 +172,15 @@ def test_live_page_draws_the_stream(server: WebServer, page: Page, tmp_path: Pat
     page.wait_for_function(f"window.framesDrawn >= {drawn + 10}", timeout=SLOW_MS)
     page.click("#record")
     page.wait_for_selector("#recorded a", timeout=SLOW_MS)
-    assert page.inner_text("#recorded a").startswith("walk_")
+    name = page.inner_text("#recorded a")
+    assert name.startswith("walk_") and name.endswith(".trc")
+    status, body = server.request("GET", f"/api/live/files/{name}")
+    assert status == 200 and body == (server.data / "live" / name).read_bytes()
+    assert read_trc(server.data / "live" / name).xyz.shape[0] >= 2
+
     page.click("#stop")
     page.wait_for_selector("#state:has-text('stopped')", timeout=SLOW_MS)
     image(page.screenshot(), tmp_path / "live-page.png")
+    assert server.proc is not None
+    left = [cmdline(pid) for pid in descendants(server.proc.pid)]
+    assert not [c for c in left if "run_live.py" in c or "forkserver" in c], left
