@@ -84,6 +84,11 @@ def create_app(settings: Settings) -> Starlette:
             raise KeyError(request.path_params["id"])
         return job
 
+    def finished_files(job: Job) -> list[tuple[str, Path]]:
+        """A done job's files; none while it runs (the runner's temporaries are not
+        results)."""
+        return store.files(job.id) if job.state == "done" else []
+
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "version": software_version(), "api": API_VERSION})
 
@@ -155,17 +160,17 @@ def create_app(settings: Settings) -> Starlette:
 
     async def list_files(request: Request) -> Response:
         job = job_or_404(request)
-        files = store.files(job.id)
+        files = finished_files(job)
         return JSONResponse({"files": [{"name": n, "size": p.stat().st_size} for n, p in files]})
 
     async def get_file(request: Request) -> Response:
         job = job_or_404(request)
-        path = store.file(job.id, request.path_params["name"])
+        path = dict(finished_files(job))[request.path_params["name"]]  # a lookup, not a path
         return FileResponse(path, filename=path.name)
 
     async def archive(request: Request) -> Response:
         job = job_or_404(request)
-        files = store.files(job.id)
+        files = finished_files(job)
         if not files:
             return error(404, "this job has no files (not done, failed, or cancelled)")
         data = await asyncio.to_thread(_zip, files)
@@ -175,7 +180,7 @@ def create_app(settings: Settings) -> Starlette:
 
     async def replay(request: Request) -> Response:
         job = job_or_404(request)
-        data = await asyncio.to_thread(replay_data, store.files(job.id))
+        data = await asyncio.to_thread(replay_data, finished_files(job))
         return JSONResponse({"job": job.public(), **data})
 
     async def events(request: Request) -> Response:

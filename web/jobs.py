@@ -109,14 +109,6 @@ class JobStore:
                     found.append((path.relative_to(folder).as_posix(), path))
         return found
 
-    def file(self, job_id: str, name: str) -> Path:
-        """The output called ``name``: looked up among the listed files, never joined to a
-        path, so ``../`` and friends find nothing."""
-        for listed, path in self.files(job_id):
-            if listed == name:
-                return path
-        raise KeyError(name)
-
     def remove_outputs(self, job_id: str) -> None:
         shutil.rmtree(self.output_root(job_id), ignore_errors=True)
 

@@ -111,8 +111,9 @@ const PLOT_COLOURS = ["#2a6fdb", "#e8710a", "#2e9d5b", "#b3261e", "#8e44ad", "#0
 class LinePlot {
   constructor(canvas) { this.canvas = canvas; this.ctx = canvas.getContext("2d"); }
 
-  // series: [{label, times, values}] (values may hold null); cursor: a time or null.
-  draw(series, cursor, range) {
+  // series: [{label, times, values}] (values may hold null); cursor: a time or null;
+  // unit: "°" for angles, " m" for OpenSim's translations.
+  draw(series, cursor, range, unit = "°") {
     const c = this.canvas, ctx = this.ctx;
     if (c.width !== c.clientWidth || c.height !== c.clientHeight) { c.width = c.clientWidth; c.height = c.clientHeight; }
     ctx.clearRect(0, 0, c.width, c.height);
@@ -122,7 +123,8 @@ class LinePlot {
       ctx.fillStyle = "#667"; ctx.font = "13px system-ui"; ctx.fillText("no values", 50, 30); return;
     }
     let lo = Math.min(...all), hi = Math.max(...all);
-    if (hi - lo < 10) { const m = (hi + lo) / 2; lo = m - 5; hi = m + 5; }
+    const least = unit === "°" ? 10 : 0.1; // the smallest span shown
+    if (hi - lo < least) { const m = (hi + lo) / 2; lo = m - least / 2; hi = m + least / 2; }
     const [t0, t1] = range || [Math.min(...times), Math.max(...times)];
     const L = 44, R = 8, T = 8, B = 22, w = c.width - L - R, h = c.height - T - B;
     const X = (t) => L + (w * (t - t0)) / Math.max(t1 - t0, 1e-6);
@@ -130,7 +132,7 @@ class LinePlot {
     ctx.strokeStyle = "#ccd"; ctx.fillStyle = "#556"; ctx.font = "11px system-ui"; ctx.lineWidth = 1;
     for (const v of [lo, (lo + hi) / 2, hi]) {
       ctx.beginPath(); ctx.moveTo(L, Y(v)); ctx.lineTo(L + w, Y(v)); ctx.stroke();
-      ctx.fillText(v.toFixed(0) + "°", 4, Y(v) + 4);
+      ctx.fillText(v.toFixed(unit === "°" ? 0 : 2) + unit, 4, Y(v) + 4);
     }
     ctx.fillText(`${t0.toFixed(1)} s`, L, c.height - 6);
     ctx.fillText(`${t1.toFixed(1)} s`, L + w - 34, c.height - 6);
