@@ -6,9 +6,12 @@ from __future__ import annotations
 import io
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ import pytest
 from bench.proc import descendants
 from core.demo_data import demo_video
 from tests.data import REPO
-from tests.web_server import WebServer, alive, cmdline
+from tests.web_server import WebServer, alive, cmdline, free_port
 from web.jobs import CRASHED
 
 
@@ -182,3 +185,42 @@ def test_token_and_upload_limit(tmp_path: Path) -> None:
         assert list((web.data / "jobs").iterdir()) == []
     finally:
         web.stop()
+
+
+def test_https_with_a_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    half = subprocess.run(
+        [sys.executable, str(REPO / "run_web.py"), "--tls-cert", str(cert),
+         "--data", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert half.returncode == 2 and half.stderr.startswith("error: --tls-cert and --tls-key go")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "run_web.py"), "--port", str(port), "--data",
+         str(tmp_path / "data"), "--tls-cert", str(cert), "--tls-key", str(key)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"https://127.0.0.1:{port}/api/health", context=context, timeout=10
+                ) as answer:
+                    assert json.loads(answer.read())["ok"] is True
+                    break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.2)
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=30)[0]
+    assert f"on https://127.0.0.1:{port}/" in output
