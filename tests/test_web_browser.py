@@ -111,10 +111,14 @@ def test_upload_page_lists_jobs_and_shows_a_refused_upload(
     page.wait_for_selector("tr.state-done", timeout=SLOW_MS)
     fake = tmp_path / "notes.mp4"
     fake.write_text("not a video\n" * 100)
-    page.set_input_files("#files", [str(fake)])
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video either\n")
+    page.set_input_files("#files", [str(fake), str(text)])  # several files: one job each
     page.click("#send")
-    page.wait_for_selector("#upload-errors li", timeout=SLOW_MS)
-    assert "notes.mp4 is not a readable video" in page.inner_text("#upload-errors")
+    page.wait_for_selector("#upload-errors li:nth-child(2)", timeout=SLOW_MS)
+    errors = page.inner_text("#upload-errors").splitlines()
+    assert "notes.mp4 is not a readable video" in errors[0]
+    assert "notes.txt is not a video file name" in errors[1]
     shot = image(page.screenshot(), tmp_path / "upload.png")
     assert near(shot, (91, 157, 46), 10) > 300  # the finished job's green bar (#2e9d5b)
     assert near(shot, (30, 38, 179), 10) > 50  # the error line's red text (#b3261e)
