@@ -26,8 +26,8 @@ SLOW_MS = 150_000  # generous: the machine is shared
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, pingpong_video: Path) -> Iterator[WebServer]:
-    """A server with one finished job (the demo video, angles computed) and the ping-pong
-    clip in its data folder for the live page."""
+    """A server (keeping uploads) with one job (the demo video, angles computed) and the
+    ping-pong clip in its data folder for the live page."""
     root = tmp_path_factory.mktemp("web")
     data = root / "data"
     data.mkdir()
@@ -37,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, pingpong_video: Path) -> It
         f'[web]\nlive_publish = "tcp://127.0.0.1:{free_port()}"\n'
         f'live_control = "tcp://127.0.0.1:{free_port()}"\n'
     )
-    web = WebServer(data, "--config", str(config)).start()
+    web = WebServer(data, "--config", str(config), "--keep-uploads").start()
     status, answer = web.post_video(demo_video(), compute_all_joint_angles="true")
     assert status == 201, answer
     web.job_id = answer["id"]  # type: ignore[attr-defined]
@@ -72,6 +72,7 @@ def test_results_page_draws_the_skeleton_and_plays(
 ) -> None:
     job_id = server.job_id  # type: ignore[attr-defined]
     server.wait_job(job_id, ("done",))
+    assert (server.data / "jobs" / job_id / "upload" / "cam01.mp4").is_file()  # --keep-uploads
     page.goto(f"{server.url}/jobs/{job_id}")
     page.wait_for_selector("body[data-ready='1']", timeout=SLOW_MS)
     assert page.inner_text("#counter") == "frame 1 / 100"

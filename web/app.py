@@ -42,6 +42,7 @@ from web.results import replay_data
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "index.html", "/jobs/{id}": "job.html", "/live": "live.html"}
 EVENT_KEEPALIVE_S = 15.0
+FORM_OVERHEAD = 65536  # bytes a multipart body may carry beyond the video (fields, headers)
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,15 @@ def create_app(settings: Settings) -> Starlette:
 
     async def create_job(request: Request) -> Response:
         limit = settings.max_upload_bytes
+        too_large = error(413, f"the upload is larger than the limit of {limit} bytes")
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit + 65536:
-            return error(413, f"the upload is larger than the limit of {limit} bytes")
-        counted = Request(request.scope, _limited(request.receive, limit + 65536))
+        if declared is not None and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
+            return too_large
+        counted = Request(request.scope, _limited(request.receive, limit + FORM_OVERHEAD))
         try:
             form = await counted.form(max_files=1, max_fields=32)
         except TooLarge:
-            return error(413, f"the upload is larger than the limit of {limit} bytes")
+            return too_large
         except Exception as exc:  # the multipart parser raises its own assorted types
             return error(400, f"not a multipart form with a 'video' file: {exc}")
         try:
@@ -142,7 +144,7 @@ def create_app(settings: Settings) -> Starlette:
                 await asyncio.to_thread(_probe, path, settings.truncation_tolerance)
             except TooLarge:
                 store.remove(job.id)
-                return error(413, f"the upload is larger than the limit of {limit} bytes")
+                return too_large
             except SourceError as exc:
                 store.remove(job.id)
                 return error(415, str(exc).replace(str(path), name))
