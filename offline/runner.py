@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,9 +121,12 @@ def process_video(
     stages: list[Stage] | None = None,
     progress: bool = True,
     invocation: Invocation | None = None,
+    on_frame: Callable[[int, int | None], None] | None = None,
 ) -> RunSummary:
     """Run one video through the pipeline and write its files into ``output_dir/<video>/``;
-    raise and leave nothing on error. ``invocation``: the command for ``run.json``."""
+    raise and leave nothing on error. ``invocation``: the command for ``run.json``;
+    ``on_frame(frames read, frames in the header)``: progress for a caller without a
+    terminal (the web app's job worker)."""
     stages = stages if stages is not None else build_stages(config)
     recorder = Recorder(output_dir, invocation, str(video))
     recorder.setup(config)
@@ -134,9 +137,11 @@ def process_video(
     start = time.perf_counter()
     bar = tqdm(total=source.frame_count, desc=source.source_id, unit="frame", disable=not progress)
     try:
-        for packet in source:
+        for read, packet in enumerate(source, 1):
             packet = run_inline(stages, packet)
             bar.update(1)
+            if on_frame is not None:
+                on_frame(read, source.frame_count)
             if packet is None:
                 continue
             recorder(packet)  # outside run_inline: a write error is an OutputError, not a stage's

@@ -276,6 +276,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "cpu_budget": Number(0.0, 16.0, "cores", above=True),
         "record_dir": NONEMPTY,
     },
+    "web": {
+        "host": NONEMPTY,
+        "port": Integer(1, 65535),
+        "data": NONEMPTY,
+        "max_upload_mb": Number(0.0, 1e7, "MB", above=True),
+        "workers": Integer(1, 64, "processes"),
+        "live_publish": ENDPOINT,
+        "live_control": ENDPOINT,
+        "live_queue": Integer(1, 1000, "messages"),
+    },
 }
 OPTIONAL = {"live.remote"}
 

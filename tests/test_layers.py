@@ -14,12 +14,21 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("transports",),
     ("stream",),
     ("stages",),
-    ("offline", "viewer", "examples", "models.training", "run_offline", "run_live"),
+    ("offline", "viewer", "examples", "models.training", "run_offline", "run_live", "web"),
+    ("run_web",),
     ("bench",),
     ("tests",),
 )
 # Applications do not import each other, except these (the entry points open the viewer).
-ALLOWED_SIDEWAYS = {("run_offline", "viewer"), ("run_live", "viewer"), ("run_offline", "offline")}
+# The web app's jobs run the offline runner, and its live record button is the viewer's
+# recorder.
+ALLOWED_SIDEWAYS = {
+    ("run_offline", "viewer"),
+    ("run_live", "viewer"),
+    ("run_offline", "offline"),
+    ("web", "offline"),
+    ("web", "viewer"),
+}
 # Tests may use bench's clip and process tools; bench never imports tests.
 ALLOWED_UP = {("tests", "bench")}
 
