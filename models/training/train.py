@@ -6,7 +6,9 @@ the history frames in front of the sequence only fill windows). Loss = cosine (1
 limb + ``ZSIGN_WEIGHT`` x BCE on the sign of the limb's depth component. Validation uses
 whole held-out subjects (models/training/mocap.py) through fixed random cameras; the naive baseline
 takes each limb's 2D direction with zero depth. Logs one JSON line per evaluation (with
-steps/s and the pair generator's share of the step time).
+steps/s and the pair generator's share of the step time). Training pairs come from the
+numpy generator (models/training/pairs.py) or, with ``--generator torch`` (the default on
+CUDA), from the same code on the training device (models/training/pairs_torch.py).
 
 The learning-rate schedule is a function of the step (over ``--steps``), so training can be
 split across invocations: each one stops at ``--minutes``, ``--stop-at``, SIGTERM or SIGINT
