@@ -25,60 +25,61 @@ if TYPE_CHECKING:
 Array: TypeAlias = "np.ndarray | torch.Tensor"
 
 
+def is_torch(x: Any) -> bool:
+    return type(x).__module__.partition(".")[0] == "torch"
+
+
 def namespace(x: Array) -> ModuleType:
-    """The array's module: numpy, or torch for a tensor."""
-    return sys.modules[type(x).__module__.partition(".")[0]]
-
-
-def is_numpy(x: Array) -> bool:
-    return isinstance(x, np.ndarray | np.generic)
+    """The array's module: torch for a tensor, numpy for anything else (lists too)."""
+    return sys.modules["torch"] if is_torch(x) else np
 
 
 def asarray(value: Any, like: Array) -> Array:
     """``value`` (numbers, a numpy array) as an array of ``like``'s kind and device; numpy's
     dtype is kept (float64, int64)."""
-    if is_numpy(like):
-        return np.asarray(value)
-    return namespace(like).as_tensor(np.asarray(value), device=like.device)
+    if is_torch(like):
+        return namespace(like).as_tensor(np.asarray(value), device=like.device)
+    return np.asarray(value)
 
 
 def astype(x: Array, dtype: str) -> Array:
     """``x`` converted to the dtype named ``dtype`` ("float32", "float64", "int64", "bool")."""
-    if is_numpy(x):
-        return x.astype(dtype)
-    return x.to(getattr(namespace(x), dtype))
+    if is_torch(x):
+        return x.to(getattr(namespace(x), dtype))
+    return x.astype(dtype)
 
 
 def zeros(shape: int | tuple[int, ...], dtype: str, like: Array) -> Array:
-    if is_numpy(like):
-        return np.zeros(shape, dtype)
-    return namespace(like).zeros(shape, dtype=getattr(namespace(like), dtype), device=like.device)
+    if is_torch(like):
+        torch = namespace(like)
+        return torch.zeros(shape, dtype=getattr(torch, dtype), device=like.device)
+    return np.zeros(shape, dtype)
 
 
 def arange(n: int, like: Array) -> Array:
     """0 .. n-1 (int64) on ``like``'s device."""
-    if is_numpy(like):
-        return np.arange(n)
-    return namespace(like).arange(n, device=like.device)
+    if is_torch(like):
+        return namespace(like).arange(n, device=like.device)
+    return np.arange(n)
 
 
 def norm(x: Array, keepdims: bool = False) -> Array:
     """Euclidean length along the last axis."""
-    if is_numpy(x):
-        return np.linalg.norm(x, axis=-1, keepdims=keepdims)
-    return namespace(x).linalg.vector_norm(x, dim=-1, keepdim=keepdims)
+    if is_torch(x):
+        return namespace(x).linalg.vector_norm(x, dim=-1, keepdim=keepdims)
+    return np.linalg.norm(x, axis=-1, keepdims=keepdims)
 
 
 def cross(a: Array, b: Array) -> Array:
     """Cross product along the last axis, broadcasting."""
-    if is_numpy(a):
-        return np.cross(a, b)
-    torch = namespace(a)
-    return torch.linalg.cross(*torch.broadcast_tensors(a, b))
+    if is_torch(a):
+        torch = namespace(a)
+        return torch.linalg.cross(*torch.broadcast_tensors(a, b))
+    return np.cross(a, b)
 
 
 def contiguous(x: Array) -> Array:
-    return np.ascontiguousarray(x) if is_numpy(x) else x.contiguous()
+    return x.contiguous() if is_torch(x) else np.ascontiguousarray(x)
 
 
 class Random(Protocol):
