@@ -27,6 +27,13 @@ from models.training.pairs_torch import TorchPairGenerator  # noqa: E402
 from tests.data import MOCAP_FIXTURE_DIR  # noqa: E402
 
 WINDOW, SEQ_LEN = 3, 4
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+DEVICES = ["cpu", pytest.param("cuda", marks=NO_CUDA)]  # gpu_run.sh runs the cuda ones
+
+
+def host(x: Any) -> np.ndarray:
+    """A batch field as a numpy array, from whichever device."""
+    return x.cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -44,65 +51,70 @@ def clips():
 
 
 class NumpyDrawsAsTensors:
-    """A numpy Generator whose draws come out as CPU tensors: the torch code path then sees
-    exactly the numbers the numpy generator drew."""
+    """A numpy Generator whose draws come out as tensors on ``device``: the torch code path
+    then sees exactly the numbers the numpy generator drew."""
 
-    def __init__(self, state: dict) -> None:
+    def __init__(self, state: dict, device: str) -> None:
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = state
+        self.device = device
+
+    def _tensor(self, x: Any) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(x)).to(self.device)
 
     def random(self, size: Any = None) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self.rng.random(size)))
+        return self._tensor(self.rng.random(size))
 
     def uniform(self, low: float = 0.0, high: float = 1.0, size: Any = None) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self.rng.uniform(low, high, size)))
+        return self._tensor(self.rng.uniform(low, high, size))
 
     def normal(self, loc: float = 0.0, scale: float = 1.0, size: Any = None) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self.rng.normal(loc, scale, size)))
+        return self._tensor(self.rng.normal(loc, scale, size))
 
     def integers(self, low: int, high: int | None = None, size: Any = None) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self.rng.integers(low, high, size)))
+        return self._tensor(self.rng.integers(low, high, size))
 
 
-def test_same_draws_give_the_numpy_batch(clips) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_draws_give_the_numpy_batch(clips, device: str) -> None:
     """Augmentation, cameras (with their redraws), projection, noise, windowed features and
     targets on tensors equal numpy's for the same world sequences and random numbers."""
     gen = PairGenerator(clips, SEQ_LEN, seed=4, window=WINDOW)
     world = gen.sequences(96)
     state = gen.get_state()
     want = gen.pairs(world.copy())
-    tgen = TorchPairGenerator(clips, SEQ_LEN, seed=4, window=WINDOW)
-    tgen.rng = NumpyDrawsAsTensors(state)
-    got = tgen.pairs(torch.from_numpy(world))
-    assert isinstance(got.features, torch.Tensor) and got.features.dtype == torch.float32
+    tgen = TorchPairGenerator(clips, SEQ_LEN, seed=4, window=WINDOW, device=device)
+    tgen.rng = NumpyDrawsAsTensors(state, device)
+    got = tgen.pairs(torch.from_numpy(world).to(device))
+    assert got.features.device.type == device and got.features.dtype == torch.float32
     assert got.history == want.history == WINDOW - 1
     for name, atol in [("joints_cam", 1e-9), ("K", 1e-9), ("uv_clean", 1e-7), ("uv", 1e-7),
                        ("vis", 0), ("pof", 1e-6), ("features", 2e-5)]:  # fmt: skip
-        a, b = getattr(got, name).numpy(), getattr(want, name)
+        a, b = host(getattr(got, name)), getattr(want, name)
         assert a.shape == b.shape, name
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=atol, err_msg=name)
     assert gen.rng.bit_generator.state == tgen.rng.rng.bit_generator.state  # same draws used
 
 
-def test_clean_torch_pairs_are_exact(clips) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_clean_torch_pairs_are_exact(clips, device: str) -> None:
     """Without noise the 2D points are the projection and the targets the unit limbs."""
     clean = NoiseModel(sigma=np.zeros(N_JOINTS), outlier_p=0, swap_p=0, dropout_p=0,
                        outside_dropout_p=0)  # fmt: skip
-    b = TorchPairGenerator(clips, SEQ_LEN, clean, seed=3, window=WINDOW).sample(64)
-    assert isinstance(b.uv, torch.Tensor)
-    np.testing.assert_allclose(b.uv.numpy(), project(b.joints_cam, b.K).numpy(), atol=1e-9)
-    pof = unit(limb_vectors(b.joints_cam)).numpy()
-    np.testing.assert_allclose(b.pof.numpy(), pof, atol=1e-6)
+    b = TorchPairGenerator(clips, SEQ_LEN, clean, seed=3, window=WINDOW, device=device).sample(64)
+    assert b.uv.device.type == device
+    np.testing.assert_allclose(host(b.uv), host(project(b.joints_cam, b.K)), atol=1e-9)
+    np.testing.assert_allclose(host(b.pof), host(unit(limb_vectors(b.joints_cam))), atol=1e-6)
     assert (b.joints_cam[..., 2] > 0.3).all()
     assert (b.vis >= clean.vis_min).all()
 
 
 def statistics(b: Batch, vis_min: float) -> dict[str, np.ndarray]:
     """What one batch's training data are made of (numpy or torch)."""
-    feats = np.asarray(b.features)[:, b.history :, :, -N_FEATURES:].reshape(-1, 18, N_FEATURES)
-    pof, cam = np.asarray(b.pof).reshape(-1, 18, 3), np.asarray(b.joints_cam)
-    focal = np.asarray(b.K)[:, 0, 0]
-    uv, clean, vis = np.asarray(b.uv), np.asarray(b.uv_clean), np.asarray(b.vis)
+    feats = host(b.features)[:, b.history :, :, -N_FEATURES:].reshape(-1, 18, N_FEATURES)
+    pof, cam = host(b.pof).reshape(-1, 18, 3), host(b.joints_cam)
+    focal = host(b.K)[:, 0, 0]
+    uv, clean, vis = host(b.uv), host(b.uv_clean), host(b.vis)
     kept = vis >= vis_min
     error = np.linalg.norm(uv - clean, axis=-1) / person_scale(clean)[..., None]
     return {
@@ -132,7 +144,8 @@ def draw(gen: PairGenerator, vis_min: float) -> dict[str, np.ndarray]:
     return {k: np.stack([s[k] for s in per_batch]) for k in per_batch[0]}
 
 
-def test_torch_generator_draws_the_numpy_distribution(clips) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_generator_draws_the_numpy_distribution(clips, device: str) -> None:
     """Each generator draws 16 batches of 256 sequences with its own random numbers. Every
     statistic (493 numbers) has the same mean within ``MAX_Z`` standard errors of the
     difference (from the spread of the batch values; equal distributions exceed 6 about
@@ -140,7 +153,8 @@ def test_torch_generator_draws_the_numpy_distribution(clips) -> None:
     agree within ``MAX_REL`` of their value."""
     noise = NoiseModel()
     want = draw(PairGenerator(clips, SEQ_LEN, noise, seed=1, window=WINDOW), noise.vis_min)
-    got = draw(TorchPairGenerator(clips, SEQ_LEN, noise, seed=2, window=WINDOW), noise.vis_min)
+    torch_gen = TorchPairGenerator(clips, SEQ_LEN, noise, seed=2, window=WINDOW, device=device)
+    got = draw(torch_gen, noise.vis_min)
     assert sum(v[0].size for v in want.values()) == 493
     for name, w in want.items():
         g = got[name]

@@ -12,9 +12,10 @@
 # training run: pass a small MINUTES). GPU_RUN_STEPS sets the schedule length (default
 # 12000, about what 6 minutes allow on one large card; the run stops at MINUTES either way).
 # Training pairs: on CUDA the torch generator makes them on the GPU (models/training/
-# pairs_torch.py), after bench/bench_pairs.py has timed it there (bench_pairs.jsonl); should
-# that fail, the numpy generator on the CPU does. GPU_RUN_GENERATOR=numpy|torch forces one
-# (e.g. torch for the CPU check of the script).
+# pairs_torch.py), once tests/test_pairs_torch.py has checked it there against the numpy one
+# (check_pairs.log) and bench/bench_pairs.py has timed both (bench_pairs.jsonl); should either
+# fail, the numpy generator on the CPU does. GPU_RUN_GENERATOR=numpy|torch forces one (e.g.
+# torch for the CPU check of the script).
 set -euo pipefail
 out="${1:?usage: gpu_run.sh OUT_DIR [MINUTES]}"
 minutes="${2:-6}"
@@ -31,11 +32,12 @@ precision=()
 [ "$device" = cuda ] && precision=(--bf16)
 generator="${GPU_RUN_GENERATOR:-numpy}" note=""
 if [ -z "${GPU_RUN_GENERATOR:-}" ] && [ "$device" = cuda ]; then
-  if run python -m bench.bench_pairs --devices cuda >"$out/bench_pairs.jsonl" \
-    2>"$out/bench_pairs.log"; then
+  if run python -m pytest tests/test_pairs_torch.py -k cuda -p no:randomly -q \
+    >"$out/check_pairs.log" 2>&1 && run python -m bench.bench_pairs --devices cuda \
+    >"$out/bench_pairs.jsonl" 2>"$out/bench_pairs.log"; then
     generator=torch
   else
-    note=" (the torch one failed on cuda: bench_pairs.log)"
+    note=" (the torch one failed on cuda: check_pairs.log, bench_pairs.log)"
   fi
 fi
 echo "device: $device; $generator pair generator$note; training for $minutes min," \
