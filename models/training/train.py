@@ -190,9 +190,10 @@ def resume_state(args: argparse.Namespace, path: Path) -> dict | None:
              "choose another --out")  # fmt: skip
     saved = ckpt["resume"]["run"]
     for key in RUN_ARGS:
-        if saved.get(key, RUN_ARGS_BEFORE.get(key)) != getattr(args, key):
+        was = saved.get(key, RUN_ARGS_BEFORE.get(key))
+        if was != getattr(args, key):
             flag = "--" + key.replace("_", "-")
-            fail(f"{flag} {getattr(args, key)} differs from {saved.get(key)} in {path}; "
+            fail(f"{flag} {getattr(args, key)} differs from {was} in {path}; "
                  "resume with the original arguments")  # fmt: skip
     return ckpt
 
@@ -228,7 +229,11 @@ def main() -> None:
     if ckpt is not None:
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["resume"]["optimizer"])
-        checkpoint.set_rng_state(ckpt["resume"]["rng"], gen)
+        try:
+            checkpoint.set_rng_state(ckpt["resume"]["rng"], gen)
+        except RuntimeError as e:  # a CUDA generator's state does not fit a CPU one
+            fail(f"{path}: the torch pair generator's state is not for --device "
+                 f"{args.device} ({e}); resume on the kind of device that wrote it")  # fmt: skip
         step, log = ckpt["resume"]["step"], ckpt["log"]
         running, minutes_before = ckpt["resume"]["running"], ckpt["resume"]["minutes"]
     print(f"{'resuming' if ckpt else 'starting'} at step {step} of {args.steps}: {path}",
