@@ -200,15 +200,17 @@ def resume_state(args: argparse.Namespace, path: Path) -> dict | None:
 
 def main() -> None:
     args = parse_args()
+    device = torch.device(args.device)
+    if args.generator == "auto":
+        args.generator = "torch" if device.type == "cuda" else "numpy"
+    path = args.out / f"pof_{args.model}.pt"
+    ckpt = resume_state(args, path)  # a refused resume stops before any data are loaded
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # and the global ones, should any library draw from them
     np.random.seed(args.seed)
     random.seed(args.seed)
     noise = NoiseModel()
     train_clips, val_clips = split(load_clips())
-    device = torch.device(args.device)
-    if args.generator == "auto":
-        args.generator = "torch" if device.type == "cuda" else "numpy"
     if args.generator == "torch":
         gen = TorchPairGenerator(train_clips, args.seq_len, noise, True, args.seed, args.window,
                                  device)  # fmt: skip
@@ -220,12 +222,10 @@ def main() -> None:
     model = build(args.model, args.dim, args.layers, args.global_context, args.window).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"pof_{args.model}.pt"
     config = {"model": args.model, "dim": args.dim, "layers": args.layers,
               "global_context": args.global_context, "seq_len": args.seq_len,
               "window": args.window}  # fmt: skip
     step, log, running, minutes_before = 0, {}, [], 0.0
-    ckpt = resume_state(args, path)
     if ckpt is not None:
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["resume"]["optimizer"])
