@@ -15,64 +15,63 @@ exactly what the inference wrapper does after a reset.
 
 from __future__ import annotations
 
-import numpy as np
-
+from models.arrays import Array, arange, astype, contiguous, namespace, norm, zeros
 from models.skeleton import HIPS, LIMBS
 
 N_FEATURES = 11
 
 
-def limb_features(
-    uv: np.ndarray, vis: np.ndarray, K: np.ndarray, vis_min: float = 0.3
-) -> np.ndarray:
+def limb_features(uv: Array, vis: Array, K: Array, vis_min: float = 0.3) -> Array:
     """(..., J, 2) pixels, (..., J) visibility, (..., 3, 3) intrinsics -> (..., L, 11) float32.
 
     ``K`` broadcasts against the keypoints' leading axes (e.g. (B, 1, 3, 3) for (B, T, J, 2)).
+    numpy arrays or torch tensors (the GPU pair generator), one definition (models/arrays.py).
     """
-    f = np.stack([K[..., 0, 0], K[..., 1, 1]], -1)[..., None, :]
+    xp = namespace(uv)
+    f = xp.stack([K[..., 0, 0], K[..., 1, 1]], -1)[..., None, :]
     c = K[..., :2, 2][..., None, :]
     ray = (uv - c) / f
     ok = vis >= vis_min
-    w = ok[..., None].astype(np.float64)
+    w = astype(ok[..., None], "float64")
     hip_w = w[..., HIPS, :]
-    root = np.where(
+    root = xp.where(
         hip_w.sum(-2) > 0,
-        (ray[..., HIPS, :] * hip_w).sum(-2) / np.maximum(hip_w.sum(-2), 1),
-        (ray * w).sum(-2) / np.maximum(w.sum(-2), 1),
+        (ray[..., HIPS, :] * hip_w).sum(-2) / xp.clip(hip_w.sum(-2), 1, None),
+        (ray * w).sum(-2) / xp.clip(w.sum(-2), 1, None),
     )
     big = 1e6
-    lo = np.where(ok[..., None], ray, big).min(-2)
-    hi = np.where(ok[..., None], ray, -big).max(-2)
-    scale = np.where(ok.any(-1), np.linalg.norm(hi - lo, axis=-1), 1.0)
-    scale = np.maximum(scale, 1e-3)
+    lo = xp.amin(xp.where(ok[..., None], ray, big), -2)
+    hi = xp.amax(xp.where(ok[..., None], ray, -big), -2)
+    scale = xp.where(ok.any(-1), norm(hi - lo), 1.0)
+    scale = xp.clip(scale, 1e-3, None)
     p = (ray - root[..., None, :]) / scale[..., None, None] * w
     a, b = LIMBS[:, 0], LIMBS[:, 1]
     v = vis * ok
     n_limbs = len(LIMBS)
-    shape = p.shape[:-2] + (n_limbs,)
-    feats = np.concatenate(
+    shape = tuple(p.shape[:-2]) + (n_limbs,)
+    feats = xp.concatenate(
         [
             p[..., a, :],
             p[..., b, :],
             (p[..., b, :] - p[..., a, :]) * (ok[..., a] & ok[..., b])[..., None],
             v[..., a, None],
             v[..., b, None],
-            np.broadcast_to(root[..., None, :], shape + (2,)),
-            np.broadcast_to(np.log(scale)[..., None, None], shape + (1,)),
+            xp.broadcast_to(root[..., None, :], shape + (2,)),
+            xp.broadcast_to(xp.log(scale)[..., None, None], shape + (1,)),
         ],
         -1,
     )
-    return feats.astype(np.float32)
+    return astype(feats, "float32")
 
 
-def window_features(feats: np.ndarray, window: int, first: np.ndarray | None = None) -> np.ndarray:
+def window_features(feats: Array, window: int, first: Array | None = None) -> Array:
     """(B, T, L, F) per-frame features -> (B, T, L, window x F), oldest frame first.
 
     ``first`` (B,) is each sequence's first tracked frame: earlier window slots repeat it.
     """
     b, t, n, f = feats.shape
-    first = np.zeros(b, np.int64) if first is None else first
-    idx = np.arange(t)[:, None] + np.arange(1 - window, 1)[None]  # (T, W)
-    idx = np.maximum(idx[None], first[:, None, None])  # (B, T, W)
-    out = feats[np.arange(b)[:, None, None], idx]  # (B, T, W, L, F)
-    return np.ascontiguousarray(out.transpose(0, 1, 3, 2, 4).reshape(b, t, n, window * f))
+    first = zeros(b, "int64", feats) if first is None else first
+    idx = arange(t, feats)[:, None] + (arange(window, feats) + 1 - window)[None]  # (T, W)
+    idx = namespace(feats).maximum(idx[None], first[:, None, None])  # (B, T, W)
+    out = feats[arange(b, feats)[:, None, None], idx]  # (B, T, W, L, F)
+    return contiguous(namespace(feats).moveaxis(out, 2, 3).reshape(b, t, n, window * f))

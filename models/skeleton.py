@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.landmarks import LANDMARK
+from models.arrays import Array, namespace, norm
 
 JOINTS: tuple[str, ...] = (
     "Nose", "LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist",
@@ -75,11 +76,12 @@ def adjacency() -> dict[str, np.ndarray]:
     return {"share": share, "kinematic": kin, "symmetry": sym}
 
 
-def limb_vectors(joints: np.ndarray) -> np.ndarray:
+def limb_vectors(joints: Array) -> Array:
     """Child minus parent for every limb: (..., J, 3) -> (..., L, 3)."""
     return joints[..., LIMBS[:, 1], :] - joints[..., LIMBS[:, 0], :]
 
 
-def unit(v: np.ndarray, eps: float = 1e-9) -> np.ndarray:
-    """Vectors scaled to unit length along the last axis (zero vectors stay zero)."""
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), eps)
+def unit(v: Array, eps: float = 1e-9) -> Array:
+    """Vectors scaled to unit length along the last axis (zero vectors stay zero); numpy or
+    torch (models/arrays.py)."""
+    return v / namespace(v).clip(norm(v, keepdims=True), eps, None)

@@ -117,7 +117,7 @@ def test_outliers_dropouts_and_swaps_match_settings() -> None:
     assert abs(missing.mean() - 0.1) < 0.01
     big = np.linalg.norm(out - uv, axis=-1) > 1e-3 * person_scale(uv)[..., None]
     assert abs(big[~missing].mean() - 0.05) < 0.005
-    runs = markov_runs(rng, (20000, 40), 0.02, 4.0)
+    runs = markov_runs(rng, (20000, 40), 0.02, 4.0, uv)
     assert abs(runs.mean() - 0.02) < 0.003
     starts = (runs[:, 1:] & ~runs[:, :-1]).sum()
     assert abs(runs[:, 1:].sum() / max(starts, 1) - 4.0) < 0.6  # mean run length

@@ -18,14 +18,16 @@ from models.training.export_onnx import load_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 200
+TORCH_STEPS = 20  # the torch generator's run: shorter, the test time is the processes'
 TINY = ["--model", "semgcn", "--dim", "16", "--layers", "1", "--global-context",
-        "--window", "3", "--seq-len", "2", "--batch", "8", "--steps", str(STEPS),
-        "--val-batches", "1", "--ckpt-every", "7"]  # fmt: skip
+        "--window", "3", "--seq-len", "2", "--batch", "8", "--val-batches", "1",
+        "--ckpt-every", "7"]  # fmt: skip
 
 
-def train(out: Path, *extra: str) -> subprocess.CompletedProcess:
+def train(out: Path, *extra: str, steps: int = STEPS) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "models.training.train", *TINY, "--out", str(out), *extra],
+        [sys.executable, "-m", "models.training.train", *TINY, "--steps", str(steps),
+         "--out", str(out), *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
@@ -34,9 +36,9 @@ def ckpt(out: Path) -> dict:
     return load(out / "pof_semgcn.pt")
 
 
-def assert_same_state(a: dict, b: dict) -> None:
+def assert_same_state(a: dict, b: dict, steps: int = STEPS) -> None:
     """Bitwise equal weights, optimiser state, step and random states."""
-    assert a["resume"]["step"] == b["resume"]["step"] == STEPS
+    assert a["resume"]["step"] == b["resume"]["step"] == steps
     assert len(a["state_dict"]) > 5
     for name, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][name]), name
@@ -48,7 +50,10 @@ def assert_same_state(a: dict, b: dict) -> None:
             assert torch.equal(value, opt_b["state"][k][key]), (k, key)
     rng_a, rng_b = a["resume"]["rng"], b["resume"]["rng"]
     assert torch.equal(rng_a["torch"], rng_b["torch"])
-    assert rng_a["generator"] == rng_b["generator"]
+    if isinstance(rng_a["generator"], torch.Tensor):  # the torch pair generator's
+        assert torch.equal(rng_a["generator"], rng_b["generator"])
+    else:
+        assert rng_a["generator"] == rng_b["generator"]
     assert rng_a["python"] == rng_b["python"]
     assert all(np.array_equal(x, y) for x, y in zip(rng_a["numpy"], rng_b["numpy"], strict=True))
     keep = ("step", "val_deg", "val_zsign_acc")  # the logged loss depends on --eval-every
@@ -82,8 +87,8 @@ def test_sigterm_checkpoints_then_resume_equals_uninterrupted(
     uninterrupted, tmp_path: Path
 ) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "models.training.train", *TINY, "--eval-every", "1",
-         "--out", str(tmp_path)],
+        [sys.executable, "-m", "models.training.train", *TINY, "--steps", str(STEPS),
+         "--eval-every", "1", "--out", str(tmp_path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -100,6 +105,19 @@ def test_sigterm_checkpoints_then_resume_equals_uninterrupted(
     assert_same_state(uninterrupted, ckpt(tmp_path))
 
 
+def test_torch_generator_resumes_exactly(tmp_path: Path) -> None:
+    """The torch pair generator's random state is in the checkpoint: stopped and resumed,
+    its run ends bitwise where the uninterrupted one does."""
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    for out, *extra in ((whole,), (parts, "--stop-at", "9"), (parts, "--resume")):
+        run = train(out, "--generator", "torch", *extra, steps=TORCH_STEPS)
+        assert run.returncode == 0, run.stderr
+    a, b = ckpt(whole), ckpt(parts)
+    assert isinstance(a["resume"]["rng"]["generator"], torch.Tensor)
+    assert a["resume"]["run"]["generator"] == "torch"
+    assert_same_state(a, b, TORCH_STEPS)
+
+
 def test_refuses_to_overwrite_or_change_a_run(tmp_path: Path) -> None:
     assert train(tmp_path, "--stop-at", "2").returncode == 0
     before = (tmp_path / "pof_semgcn.pt").read_bytes()
@@ -109,6 +127,9 @@ def test_refuses_to_overwrite_or_change_a_run(tmp_path: Path) -> None:
     changed = train(tmp_path, "--resume", "--lr", "0.01")
     assert changed.returncode == 2
     assert changed.stderr.strip().startswith("error: --lr 0.01 differs")
+    other = train(tmp_path, "--resume", "--generator", "torch")  # the random states differ
+    assert other.returncode == 2
+    assert other.stderr.strip().startswith("error: --generator torch differs from numpy")
     assert (tmp_path / "pof_semgcn.pt").read_bytes() == before
 
 

@@ -2,7 +2,7 @@
 
 A checkpoint holds everything the next step depends on: weights, optimiser moments, the
 step counter (the learning-rate schedule is a function of it) and every random state
-(torch, the pair generator's numpy generator, numpy's and Python's global ones), so a run
+(torch, the pair generator's (numpy or torch), numpy's and Python's global ones), so a run
 stopped and resumed gives bitwise the weights of an uninterrupted run. Files are replaced
 atomically (write a sibling temp file, fsync, rename): a run killed mid-write leaves the
 previous checkpoint intact.
@@ -18,21 +18,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.training.pairs import PairGenerator
 
-def rng_state(gen_rng: np.random.Generator) -> dict[str, Any]:
+
+def rng_state(generator: PairGenerator) -> dict[str, Any]:
     """Every random state training draws from."""
     return {
         "torch": torch.get_rng_state(),
-        "generator": gen_rng.bit_generator.state,
+        "generator": generator.get_state(),  # numpy's, or the torch generator's on its device
         "numpy": np.random.get_state(),
         "python": random.getstate(),
     }
 
 
-def set_rng_state(state: dict[str, Any], gen_rng: np.random.Generator) -> None:
+def set_rng_state(state: dict[str, Any], generator: PairGenerator) -> None:
     """Restore what ``rng_state`` captured."""
     torch.set_rng_state(state["torch"])
-    gen_rng.bit_generator.state = state["generator"]
+    generator.set_state(state["generator"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
 

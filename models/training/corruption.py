@@ -9,10 +9,12 @@ out-of-frame points, reported with low visibility) that also come in runs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.arrays import Array, Random, asarray, namespace, norm, zeros
 from models.skeleton import FLIP_JOINTS, JOINTS, J
 
 SWAP_GROUPS = {  # joints whose left/right labels MediaPipe swaps together
@@ -50,51 +52,52 @@ class NoiseModel:
     vis_min: float = 0.3  # below this a joint counts as missing (as in stages/markers.py)
 
 
-def markov_runs(
-    rng: np.random.Generator, shape: tuple[int, ...], p: float, run: float
-) -> np.ndarray:
-    """Boolean (B, T, ...) on-runs of mean length ``run`` covering a fraction ``p`` of steps."""
+def markov_runs(rng: Random, shape: tuple[int, ...], p: float, run: float, like: Array) -> Array:
+    """Boolean (B, T, ...) on-runs of mean length ``run`` covering a fraction ``p`` of steps
+    (arrays of ``like``'s kind and device)."""
     if p <= 0:
-        return np.zeros(shape, bool)
+        return zeros(shape, "bool", like)
     off = 1.0 / run
     on = min(1.0, p * off / max(1 - p, 1e-9))
     state = rng.random((shape[0],) + shape[2:]) < p
-    out = np.empty(shape, bool)
-    for t in range(shape[1]):
-        out[:, t] = state
+    out = []
+    for _ in range(shape[1]):
+        out.append(state)
         u = rng.random(state.shape)
-        state = np.where(state, u >= off, u < on)
-    return out
+        state = namespace(like).where(state, u >= off, u < on)
+    return namespace(like).stack(out, 1)
 
 
-def person_scale(uv: np.ndarray) -> np.ndarray:
+def person_scale(uv: Array) -> Array:
     """Bounding-box diagonal of (..., J, 2) keypoints: the unit of every noise length."""
-    return np.linalg.norm(uv.max(-2) - uv.min(-2), axis=-1)
+    xp = namespace(uv)
+    return norm(xp.amax(uv, -2) - xp.amin(uv, -2))
 
 
-def corrupt(
-    rng: np.random.Generator, uv: np.ndarray, size: np.ndarray, noise: NoiseModel
-) -> tuple[np.ndarray, np.ndarray]:
-    """(B, T, J, 2) clean pixels, (B, 2) image sizes -> (noisy pixels, visibility)."""
+def corrupt(rng: Random, uv: Array, size: Array, noise: NoiseModel) -> tuple[Array, Array]:
+    """(B, T, J, 2) clean pixels, (B, 2) image sizes -> (noisy pixels, visibility).
+
+    numpy arrays with a numpy Generator, or tensors with pairs_torch.TorchRandom."""
+    xp = namespace(uv)
     b, t, n, _ = uv.shape
     scale = person_scale(uv)[..., None, None]
+    sigma = asarray(noise.sigma, uv)[:, None]
     white = rng.normal(size=uv.shape)
-    jitter = np.empty_like(white)
-    jitter[:, 0] = white[:, 0]
+    jitter = [white[:, 0]]
     for k in range(1, t):  # AR(1) with unit marginal variance
-        jitter[:, k] = noise.rho * jitter[:, k - 1] + np.sqrt(1 - noise.rho**2) * white[:, k]
-    out = uv + jitter * noise.sigma[:, None] * scale
+        jitter.append(noise.rho * jitter[-1] + math.sqrt(1 - noise.rho**2) * white[:, k])
+    out = uv + xp.stack(jitter, 1) * sigma * scale
     outlier = rng.random((b, t, n)) < noise.outlier_p
     out += outlier[..., None] * rng.normal(size=uv.shape) * noise.outlier_sigma * scale
     for group in SWAP_GROUPS.values():
-        swap = markov_runs(rng, (b, t), noise.swap_p, noise.swap_run)
+        swap = markov_runs(rng, (b, t), noise.swap_p, noise.swap_run, uv)
         g = np.array(group)
-        out[:, :, g] = np.where(swap[..., None, None], out[:, :, FLIP_JOINTS[g]], out[:, :, g])
+        out[:, :, g] = xp.where(swap[..., None, None], out[:, :, FLIP_JOINTS[g]], out[:, :, g])
     outside = ((uv < 0) | (uv > size[:, None, None])).any(-1)
-    missing = markov_runs(rng, (b, t, n), noise.dropout_p, noise.dropout_run)
+    missing = markov_runs(rng, (b, t, n), noise.dropout_p, noise.dropout_run, uv)
     missing |= outside & (rng.random((b, t, n)) < noise.outside_dropout_p)
     mean, std = noise.vis_good
-    vis = np.clip(rng.normal(mean, std, (b, t, n)), noise.vis_min, 1.0)
-    vis = np.where(missing, rng.uniform(0, noise.vis_min, (b, t, n)), vis)
-    out += missing[..., None] * rng.normal(size=uv.shape) * 3 * noise.sigma[:, None] * scale
+    vis = xp.clip(rng.normal(mean, std, (b, t, n)), noise.vis_min, 1.0)
+    vis = xp.where(missing, rng.uniform(0, noise.vis_min, (b, t, n)), vis)
+    out += missing[..., None] * rng.normal(size=uv.shape) * 3 * sigma * scale
     return out, vis

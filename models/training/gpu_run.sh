@@ -11,6 +11,11 @@
 # the development machines. Without a GPU it runs on the CPU (a check of the script, not a
 # training run: pass a small MINUTES). GPU_RUN_STEPS sets the schedule length (default
 # 12000, about what 6 minutes allow on one large card; the run stops at MINUTES either way).
+# Training pairs: on CUDA the torch generator makes them on the GPU (models/training/
+# pairs_torch.py), once tests/test_pairs_torch.py has checked it there against the numpy one
+# (check_pairs.log) and bench/bench_pairs.py has timed both (bench_pairs.jsonl); should either
+# fail, the numpy generator on the CPU does. GPU_RUN_GENERATOR=numpy|torch forces one (e.g.
+# torch for the CPU check of the script).
 set -euo pipefail
 out="${1:?usage: gpu_run.sh OUT_DIR [MINUTES]}"
 minutes="${2:-6}"
@@ -25,10 +30,22 @@ run() { uv run --no-sync "$@"; }
 device=$(run python -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 precision=()
 [ "$device" = cuda ] && precision=(--bf16)
-echo "device: $device; training for $minutes min, schedule $steps steps" | tee "$out/run.txt"
+generator="${GPU_RUN_GENERATOR:-numpy}" note=""
+if [ -z "${GPU_RUN_GENERATOR:-}" ] && [ "$device" = cuda ]; then
+  if run python -m pytest tests/test_pairs_torch.py -k cuda -p no:randomly -q \
+    >"$out/check_pairs.log" 2>&1 && run python -m bench.bench_pairs --devices cuda \
+    >"$out/bench_pairs.jsonl" 2>"$out/bench_pairs.log"; then
+    generator=torch
+  else
+    note=" (the torch one failed on cuda: check_pairs.log, bench_pairs.log)"
+  fi
+fi
+echo "device: $device; $generator pair generator$note; training for $minutes min," \
+  "schedule $steps steps" | tee "$out/run.txt"
 run python -m models.training.train --model semgcn --dim 256 --layers 4 --global-context \
   --window 9 --batch 256 --steps "$steps" --minutes "$minutes" --eval-every 500 \
-  --ckpt-minutes 2 --device "$device" "${precision[@]}" --resume --out "$out/run" \
+  --ckpt-minutes 2 --device "$device" "${precision[@]}" --generator "$generator" --resume \
+  --out "$out/run" \
   2>&1 | tee "$out/train.log"
 run python -m models.training.export_onnx "$out/run/pof_semgcn.pt" "$out/pof_semgcn.onnx" \
   2>&1 | tee -a "$out/run.txt"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.arrays import Array, Random, asarray, astype, namespace, zeros
 from models.features import limb_features, window_features
 from models.skeleton import FLIP_JOINTS, J, limb_vectors, unit
 from models.training.camera import project, random_cameras
@@ -25,6 +26,7 @@ from models.training.mocap import Clip
 SEGMENT_SCALE = 0.10
 BODY_SCALE = (0.85, 1.15)
 START_P = 0.15
+MIRROR_X = np.array([-1.0, 1.0, 1.0])  # a left/right mirror: x negated, labels exchanged
 # Re-posing tree: (joint, parent, segment group); "midhip"/"midsho" are virtual centres.
 TREE = (
     ("LHip", "midhip", "pelvis"), ("RHip", "midhip", "pelvis"),
@@ -42,19 +44,20 @@ GROUPS = sorted({g for *_, g in TREE} | {"trunk"})
 
 @dataclass
 class Batch:
-    """One batch of sequences (B, T, ...): network inputs, targets and what made them."""
+    """One batch of sequences (B, T, ...): network inputs, targets and what made them
+    (numpy arrays, or tensors on the torch generator's device)."""
 
-    features: np.ndarray  # (B, T, L, window x 11); frames [history:] are the ones to learn
+    features: Array  # (B, T, L, window x 11) float32; frames [history:] are the ones to learn
     history: int
-    pof: np.ndarray  # (B, T, L, 3) unit limb vectors, camera frame
-    joints_cam: np.ndarray  # (B, T, J, 3) metres
-    uv_clean: np.ndarray  # (B, T, J, 2)
-    uv: np.ndarray  # (B, T, J, 2) corrupted
-    vis: np.ndarray  # (B, T, J)
-    K: np.ndarray  # (B, 3, 3)
+    pof: Array  # (B, T, L, 3) float32 unit limb vectors, camera frame
+    joints_cam: Array  # (B, T, J, 3) metres
+    uv_clean: Array  # (B, T, J, 2)
+    uv: Array  # (B, T, J, 2) corrupted
+    vis: Array  # (B, T, J)
+    K: Array  # (B, 3, 3)
 
 
-def rescale_bones(rng: np.random.Generator, world: np.ndarray) -> np.ndarray:
+def rescale_bones(rng: Random, world: Array) -> Array:
     """Scale segment groups of (B, T, J, 3) poses, keeping each segment's direction."""
     b = len(world)
     s = {g: rng.uniform(1 - SEGMENT_SCALE, 1 + SEGMENT_SCALE, (b, 1, 1)) for g in GROUPS}
@@ -65,7 +68,7 @@ def rescale_bones(rng: np.random.Generator, world: np.ndarray) -> np.ndarray:
     new["midsho"] = new["midhip"] + s["trunk"] * (old["midsho"] - old["midhip"])
     for joint, parent, group in TREE:
         new[joint] = new[parent] + s[group] * (old[joint] - old[parent])
-    out = np.stack([new[n] for n in J], 2)
+    out = namespace(world).stack([new[n] for n in J], 2)
     body = rng.uniform(*BODY_SCALE, (b, 1, 1, 1))
     root = old["midhip"].mean(1)[:, None, None]
     return root + body * (out - root)
@@ -96,13 +99,25 @@ class PairGenerator:
             out[k] = joints[start : start + stride * self.frames : stride]
         return out
 
+    def get_state(self) -> dict:
+        """The random state (for checkpoints: models/training/checkpoint.py)."""
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
     def sample(self, batch: int) -> Batch:
         """One batch; mirroring and bone scaling only when ``augment``."""
+        return self.pairs(self.sequences(batch))
+
+    def pairs(self, world: Array) -> Batch:
+        """A batch from (B, T, J, 3) world sequences (changed in place): augmentation, random
+        cameras, noise, features; numpy or torch alike (models/arrays.py)."""
         rng = self.rng
-        world = self.sequences(batch)
+        batch = len(world)
         if self.augment:
             mirror = rng.random(batch) < 0.5
-            world[mirror] = world[mirror][:, :, FLIP_JOINTS] * np.array([-1.0, 1.0, 1.0])
+            world[mirror] = world[mirror][:, :, FLIP_JOINTS] * asarray(MIRROR_X, world)
             world = rescale_bones(rng, world)
         cams = random_cameras(rng, world)
         cam_pts = cams.to_camera(world)
@@ -110,10 +125,10 @@ class PairGenerator:
         uv, vis = corrupt(rng, uv_clean, cams.size, self.noise)
         feats = limb_features(uv, vis, cams.K[:, None], self.noise.vis_min)
         history = self.window - 1
-        first = np.zeros(batch, np.int64)
+        first = zeros(batch, "int64", world)
         if self.augment and history:
             late = rng.random(batch) < START_P
             first[late] = rng.integers(1, history + 1, int(late.sum()))
         feats = window_features(feats, self.window, first)
-        pof = unit(limb_vectors(cam_pts)).astype(np.float32)
+        pof = astype(unit(limb_vectors(cam_pts)), "float32")
         return Batch(feats, history, pof, cam_pts, uv_clean, uv, vis, cams.K)

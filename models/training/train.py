@@ -6,7 +6,9 @@ the history frames in front of the sequence only fill windows). Loss = cosine (1
 limb + ``ZSIGN_WEIGHT`` x BCE on the sign of the limb's depth component. Validation uses
 whole held-out subjects (models/training/mocap.py) through fixed random cameras; the naive baseline
 takes each limb's 2D direction with zero depth. Logs one JSON line per evaluation (with
-steps/s and the pair generator's share of the step time).
+steps/s and the pair generator's share of the step time). Training pairs come from the
+numpy generator (models/training/pairs.py) or, with ``--generator torch`` (the default on
+CUDA), from the same code on the training device (models/training/pairs_torch.py).
 
 The learning-rate schedule is a function of the step (over ``--steps``), so training can be
 split across invocations: each one stops at ``--minutes``, ``--stop-at``, SIGTERM or SIGINT
@@ -35,6 +37,7 @@ from models.training import checkpoint
 from models.training.corruption import NoiseModel
 from models.training.mocap import load_clips, split
 from models.training.pairs import Batch, PairGenerator
+from models.training.pairs_torch import TorchPairGenerator
 from models.training.pof_net import PRIOR_FEATURES, build
 
 ZSIGN_WEIGHT = 0.2
@@ -94,7 +97,9 @@ def evaluate(model: torch.nn.Module, batches: list[Batch]) -> dict[str, float]:
 
 # Arguments that define the run: a resumed run must keep them (the others are per invocation).
 RUN_ARGS = ("model", "dim", "layers", "global_context", "seq_len", "window", "batch", "steps",
-            "lr", "seed")  # fmt: skip
+            "lr", "seed", "generator")  # fmt: skip
+# What checkpoints written before a run argument existed did.
+RUN_ARGS_BEFORE = {"generator": "numpy"}
 WARMUP = 0.02  # fraction of --steps with a linear learning-rate ramp
 
 
@@ -155,6 +160,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help='"cpu", or "cuda" on an NVIDIA machine')
     ap.add_argument(
+        "--generator",
+        choices=("auto", "numpy", "torch"),
+        default="auto",
+        help="training pairs from numpy (pairs.py) or torch on --device (pairs_torch.py); "
+        "auto: torch on CUDA, numpy otherwise",
+    )
+    ap.add_argument(
         "--bf16", action="store_true", help="network in bfloat16 autocast (GPU; loss in float32)"
     )
     ap.add_argument("--out", type=Path, default=Path("runs/pof"))
@@ -178,38 +190,50 @@ def resume_state(args: argparse.Namespace, path: Path) -> dict | None:
              "choose another --out")  # fmt: skip
     saved = ckpt["resume"]["run"]
     for key in RUN_ARGS:
-        if saved[key] != getattr(args, key):
+        was = saved.get(key, RUN_ARGS_BEFORE.get(key))
+        if was != getattr(args, key):
             flag = "--" + key.replace("_", "-")
-            fail(f"{flag} {getattr(args, key)} differs from {saved[key]} in {path}; "
+            fail(f"{flag} {getattr(args, key)} differs from {was} in {path}; "
                  "resume with the original arguments")  # fmt: skip
     return ckpt
 
 
 def main() -> None:
     args = parse_args()
+    device = torch.device(args.device)
+    if args.generator == "auto":
+        args.generator = "torch" if device.type == "cuda" else "numpy"
+    path = args.out / f"pof_{args.model}.pt"
+    ckpt = resume_state(args, path)  # a refused resume stops before any data are loaded
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # and the global ones, should any library draw from them
     np.random.seed(args.seed)
     random.seed(args.seed)
     noise = NoiseModel()
     train_clips, val_clips = split(load_clips())
-    gen = PairGenerator(train_clips, args.seq_len, noise, True, args.seed, args.window)
+    if args.generator == "torch":
+        gen = TorchPairGenerator(train_clips, args.seq_len, noise, True, args.seed, args.window,
+                                 device)  # fmt: skip
+    else:
+        gen = PairGenerator(train_clips, args.seq_len, noise, True, args.seed, args.window)
+    # validation: the same numpy batches whichever generator trains
     val_gen = PairGenerator(val_clips, args.seq_len, noise, False, 12345, args.window)
     val = [val_gen.sample(256) for _ in range(args.val_batches)]
-    device = torch.device(args.device)
     model = build(args.model, args.dim, args.layers, args.global_context, args.window).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"pof_{args.model}.pt"
     config = {"model": args.model, "dim": args.dim, "layers": args.layers,
               "global_context": args.global_context, "seq_len": args.seq_len,
               "window": args.window}  # fmt: skip
     step, log, running, minutes_before = 0, {}, [], 0.0
-    ckpt = resume_state(args, path)
     if ckpt is not None:
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["resume"]["optimizer"])
-        checkpoint.set_rng_state(ckpt["resume"]["rng"], gen.rng)
+        try:
+            checkpoint.set_rng_state(ckpt["resume"]["rng"], gen)
+        except RuntimeError as e:  # a CUDA generator's state does not fit a CPU one
+            fail(f"{path}: the torch pair generator's state is not for --device "
+                 f"{args.device} ({e}); resume on the kind of device that wrote it")  # fmt: skip
         step, log = ckpt["resume"]["step"], ckpt["log"]
         running, minutes_before = ckpt["resume"]["running"], ckpt["resume"]["minutes"]
     print(f"{'resuming' if ckpt else 'starting'} at step {step} of {args.steps}: {path}",
@@ -222,7 +246,7 @@ def main() -> None:
         nonlocal saved_at
         saved_at = time.monotonic()
         minutes = minutes_before + (time.monotonic() - start) / 60
-        resume = {"step": step, "optimizer": opt.state_dict(), "rng": checkpoint.rng_state(gen.rng),
+        resume = {"step": step, "optimizer": opt.state_dict(), "rng": checkpoint.rng_state(gen),
                   "running": running, "minutes": minutes,
                   "run": {k: getattr(args, k) for k in RUN_ARGS}}  # fmt: skip
         checkpoint.save_atomic({"state_dict": model.state_dict(), "config": config, "log": log,
@@ -236,11 +260,13 @@ def main() -> None:
             group["lr"] = learning_rate(step, args.steps, args.lr)
         t0 = time.perf_counter()
         b = gen.sample(args.batch)
+        if device.type == "cuda":  # the torch generator's kernels count as its time
+            torch.cuda.synchronize(device)
         t1 = time.perf_counter()
-        feats = torch.from_numpy(b.features[:, b.history :]).to(device, non_blocking=True)
+        feats = torch.as_tensor(b.features[:, b.history :], device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             pof, z = unroll(model, feats)
-        loss = loss_fn(pof, z, torch.from_numpy(b.pof[:, b.history :]).to(device))
+        loss = loss_fn(pof, z, torch.as_tensor(b.pof[:, b.history :], device=device))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
