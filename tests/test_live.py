@@ -347,7 +347,7 @@ def test_control_socket_answers_and_survives_bad_requests(
         run.wait_ready()
         seen = pipeline_processes(run.process.pid)
         client = run.client
-        assert client.request("version")["version"] == "1.2"
+        assert client.request("version")["version"] == "1.3"
         schema = client.request("schema")["schema"]
         assert len(schema["markers"]) == 64 and "pose.markers" in schema["topics"]
         assert len(client.request("angles")["angles"]) == 32

@@ -19,7 +19,8 @@ from core.marker_sets import MARKERS_64
 #      camera's up with the origin at the camera; pose.markers swap_repaired (left/right
 #      label swaps undone by stages/swap_repair.py); pose.angles NaN also where a value is
 #      outside its anatomical range (core/joint_limits.py)
-API_VERSION = "1.2"
+# 1.3: pose.markers fps (the source's nominal frame rate; LSL's nominal rate)
+API_VERSION = "1.3"
 
 COORDINATES = (
     "metres, right-handed, Y up (true vertical), floor at Y = 0; with a calibration that "
@@ -35,6 +36,8 @@ TOPICS: dict[str, dict[str, str]] = {
         "frame_index": "int: frame number in the source, from 0",
         "timestamp_ns": "int: capture time, CLOCK_MONOTONIC of the capturing host, ns",
         "media_time_s": "float: time in the source, s",
+        "fps": "float: the source's nominal frame rate (a file's, or what the camera "
+        "reports), frames/s; 0 = unknown",
         "person": "bool: a person was detected in this frame",
         "markers": "ndarray float64 (64, 3): marker positions, m, NaN = missing; order = names",
         "estimated": "ndarray bool (64,): value is estimated, not directly observed",
