@@ -128,6 +128,9 @@ FLAGS = {
     "live.control": "--control",
     "live.curve_keys": "--curve-keys",
     "viewer.record_dir": "--record",
+    "lsl.enabled": "--lsl",
+    "osc.target": "--osc",
+    "osc.max_rate": "--osc-max-rate",
 }
 
 
