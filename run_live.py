@@ -21,7 +21,6 @@ from pathlib import Path
 from core.provenance import Invocation
 from stages import lab_stream
 from stages.capture import classify_source
-from stages.osc_bundles import OscTargetError, parse_target
 from stream.cli import OneLineParser, add_pipeline_flags, check_public_endpoints, config_from_args
 from stream.config import ConfigError
 from stream.native_stderr import filter_native_chatter
@@ -93,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args, {} if args.no_viewer else {"detect.preview": True})
         warnings = check_public_endpoints(config, args.insecure)
-        if config["osc"]["target"]:
-            parse_target(config["osc"]["target"])  # a bad port or unknown host fails now
-    except (ConfigError, OscTargetError) as exc:
+        if lab_stream.wanted(config):
+            lab_stream.check(config)  # a bad --osc target fails now, not in the lab process
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for warning in warnings:

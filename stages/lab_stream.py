@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from stages.lsl_outlets import OUTLETS, LslOutlets
-from stages.osc_bundles import OscSender, OscTargetError
+from stages.osc_bundles import OscSender, OscTargetError, parse_target
+from stream.config import ConfigError
 from stream.graph import Graph
 from stream.lifeline import Lifeline
 from stream.processes import POLL_S, StopFlag, become_child
@@ -40,6 +41,23 @@ class Bridge(Protocol):
 def wanted(config: Mapping[str, Any]) -> bool:
     """Whether the run needs this process at all."""
     return bool(config["lsl"]["enabled"] or config["osc"]["target"])
+
+
+def check(config: Mapping[str, Any]) -> None:
+    """Fail before the run (``ConfigError``) on what would stop this process later: an OSC
+    target that is no ``HOST:PORT`` or whose host is unknown, or a public endpoint bound to
+    a port chosen at run time (``*``), which this process could not connect to."""
+    if config["osc"]["target"]:
+        try:
+            parse_target(config["osc"]["target"])
+        except OscTargetError as exc:
+            raise ConfigError(str(exc)) from None
+    for key in ("publish", "control"):
+        if config["live"][key].endswith(":*"):
+            raise ConfigError(
+                f"--lsl/--osc read the public stream: give --{key} a fixed port, not "
+                f"{config['live'][key]!r}"
+            )
 
 
 def open_bridges(config: Mapping[str, Any], names: Mapping[str, Any]) -> list[Bridge]:
