@@ -7,6 +7,13 @@
    per-stage latency, CPU (% of one core, all pipeline processes) and RSS.
 
     uv run python -m bench.bench_live [--seconds 15]
+
+With ``--lab-pairs N`` only this instead: live at 30 fps with ``--lsl --osc`` on and off,
+N interleaved pairs (on, off, on, off, ...), an LSL inlet and an OSC server (the examples)
+receiving while on: published fraction and p99 latency of each run, the medians of both
+and the frames the receivers got.
+
+    uv run python -m bench.bench_live --lab-pairs 3 --seconds 20
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,13 +92,13 @@ class ResourceSampler(threading.Thread):
         return cpu, max(r for _, _, r in steady) / 2**20
 
 
-def live_run(video: Path, frames: int, stats_json: Path) -> dict:
+def live_run(video: Path, frames: int, stats_json: Path, *extra: str) -> dict:
     sampler = ResourceSampler()
     sampler.start()
     subprocess.run(
         [sys.executable, str(REPO / "run_live.py"), "--source", str(video), "--stats-json",
          str(stats_json), "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
-         "--no-viewer"],
+         "--no-viewer", *extra],
         cwd=REPO, check=True, capture_output=True,
     )  # fmt: skip
     sampler.stop.set()
@@ -114,13 +123,84 @@ def print_live(label: str, r: dict) -> None:
     print(f"  CPU {r['cpu_percent']:.0f}% of one core, RSS {r['rss_mb']:.0f} MB (all processes)")
 
 
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def receiver(out: Path, *args: str) -> subprocess.Popen:
+    """An example receiver (JSON lines into ``out``) for the lab-streaming runs."""
+    with open(out, "w") as stdout:
+        command = [sys.executable, "-m", *args, "--json"]
+        return subprocess.Popen(command, cwd=REPO, stdout=stdout, stderr=subprocess.DEVNULL)
+
+
+def lab_run(clip: Path, frames: int, folder: Path, on: bool, index: int) -> dict:
+    """One live run at 30 fps, with ``--lsl --osc`` and both receivers when ``on``."""
+    stats = folder / f"lab_{'on' if on else 'off'}_{index}.json"
+    if not on:
+        return live_run(clip, frames, stats)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    osc_out, lsl_out = folder / f"osc_{index}.jsonl", folder / f"lsl_{index}.jsonl"
+    osc = receiver(osc_out, "examples.osc_server", "--port", str(port))
+    lsl = receiver(lsl_out, "examples.lsl_inlet", "--stream", "monomocap-markers")
+    try:
+        ports = [f"tcp://127.0.0.1:{free_tcp_port()}" for _ in range(2)]  # --lsl needs fixed
+        lab = ("--lsl", "--osc", str(port), "--publish", ports[0], "--control", ports[1])
+        result = live_run(clip, frames, stats, *lab)
+    finally:
+        for process in (osc, lsl):
+            process.terminate()
+            process.wait(30)
+    result["osc_frames"] = len(osc_out.read_text().splitlines()) - 1  # less the "listening"
+    result["lsl_samples"] = len(lsl_out.read_text().splitlines()) - 1  # less the info line
+    return result
+
+
+def lab_pairs(pairs: int, seconds: float, folder: Path) -> None:
+    """--lsl --osc on against off, interleaved so the machine's load hits both alike."""
+    clip = folder / "demo_30fps.mp4"
+    frames = paced_clip(read_frames(demo_video()), 30.0, seconds, clip)
+    runs: dict[bool, list[dict]] = {True: [], False: []}
+    for index in range(pairs):
+        for on in (True, False):
+            r = lab_run(clip, frames, folder, on, index)
+            runs[on].append(r)
+            fraction = 100 * r["published"] / frames
+            p99 = r["ms"]["capture->publish"]["p99"]
+            got = f", OSC {r['osc_frames']}, LSL {r['lsl_samples']}" if on else ""
+            print(
+                f"pair {index + 1} lab {'on ' if on else 'off'}: {r['published']}/{frames} "
+                f"published ({fraction:.1f}%), p99 {p99:.1f} ms, CPU {r['cpu_percent']:.0f}%{got}",
+                flush=True,
+            )
+    medians = {
+        on: statistics.median(r["ms"]["capture->publish"]["p99"] for r in rs)
+        for on, rs in runs.items()
+    }
+    low = {on: min(100 * r["published"] / frames for r in rs) for on, rs in runs.items()}
+    print(
+        f"median p99: on {medians[True]:.1f} ms, off {medians[False]:.1f} ms, difference "
+        f"{medians[True] - medians[False]:+.1f} ms; lowest published fraction: on "
+        f"{low[True]:.1f}%, off {low[False]:.1f}%"
+    )
+
+
 def main() -> None:
     filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--lab-pairs", type=int, default=0, help="LSL/OSC on vs off pairs")
     args = parser.parse_args()
     video = demo_video()
     config = load_config()
+    if args.lab_pairs:
+        with tempfile.TemporaryDirectory() as tmp:
+            lab_pairs(args.lab_pairs, args.seconds, Path(tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         alone = mediapipe_alone_fps(video)
