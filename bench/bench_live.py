@@ -32,6 +32,7 @@ from pathlib import Path
 
 from bench.bench_offline import mediapipe_alone_fps
 from bench.clips import paced_clip, read_frames
+from bench.proc import descendants
 from core.demo_data import demo_video
 from offline.runner import process_video
 from stream.config import load_config
@@ -44,68 +45,72 @@ REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def pipeline_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if (entry / "comm").read_text().startswith("mm-"):
-                pids.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return pids
+def pipeline_pids(root: int) -> dict[int, str]:
+    """{pid: name} of the pipeline processes of the run under ``root`` (not another run's)."""
+    return {pid: name for pid, (name, _) in descendants(root).items() if name.startswith("mm-")}
 
 
-def cpu_ticks_and_rss(pids: list[int]) -> tuple[int, int]:
-    ticks = rss = 0
-    for pid in pids:
+def cpu_ticks_and_rss(pids: dict[int, str], name: str) -> tuple[int, int, int]:
+    """CPU ticks and RSS of all ``pids``, and the CPU ticks of those called ``name``."""
+    ticks = rss = named = 0
+    for pid, comm in pids.items():
         try:
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(stat[11]) + int(stat[12])  # utime + stime
+            used = int(stat[11]) + int(stat[12])  # utime + stime
+            ticks += used
+            named += used if comm == name else 0
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     rss += int(line.split()[1]) * 1024
         except OSError:
             continue
-    return ticks, rss
+    return ticks, rss, named
 
 
 class ResourceSampler(threading.Thread):
-    """Samples CPU time and RSS of the pipeline processes while the run is steady."""
+    """Samples CPU time and RSS of one run's pipeline processes while the run is steady;
+    the CPU of the process called ``name`` (the lab process) also on its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: int, name: str = "mm-lab") -> None:
         super().__init__(daemon=True)
-        self.samples: list[tuple[float, int, int]] = []
+        self.root, self.name = root, name
+        self.samples: list[tuple[float, int, int, int]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
-            ticks, rss = cpu_ticks_and_rss(pipeline_pids())
+            ticks, rss, named = cpu_ticks_and_rss(pipeline_pids(self.root), self.name)
             if ticks:
-                self.samples.append((time.monotonic(), ticks, rss))
+                self.samples.append((time.monotonic(), ticks, rss, named))
 
-    def cpu_percent_and_rss_mb(self) -> tuple[float, float]:
+    def cpu_percent_and_rss_mb(self) -> tuple[float, float, float]:
+        """CPU (% of one core) of all processes and of the named one, and the peak RSS."""
         steady = self.samples[2:-1] if len(self.samples) > 4 else self.samples
         if len(steady) < 2:
-            return float("nan"), float("nan")
-        (t0, c0, _), (t1, c1, _) = steady[0], steady[-1]
-        cpu = 100.0 * (c1 - c0) / CLOCK_TICKS / (t1 - t0)
-        return cpu, max(r for _, _, r in steady) / 2**20
+            return float("nan"), float("nan"), float("nan")
+        (t0, c0, _, n0), (t1, c1, _, n1) = steady[0], steady[-1]
+        per_s = 100.0 / CLOCK_TICKS / (t1 - t0)
+        return (c1 - c0) * per_s, (n1 - n0) * per_s, max(s[2] for s in steady) / 2**20
 
 
 def live_run(video: Path, frames: int, stats_json: Path, *extra: str) -> dict:
-    sampler = ResourceSampler()
-    sampler.start()
-    subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, str(REPO / "run_live.py"), "--source", str(video), "--stats-json",
          str(stats_json), "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
          "--no-viewer", *extra],
-        cwd=REPO, check=True, capture_output=True,
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    sampler = ResourceSampler(process.pid)
+    sampler.start()
+    _, err = process.communicate()
     sampler.stop.set()
     sampler.join()
+    if process.returncode:
+        raise SystemExit(f"error: run_live.py failed ({process.returncode}): {err.strip()}")
     result = json.loads(stats_json.read_text())
     result["source_frames"] = frames
-    result["cpu_percent"], result["rss_mb"] = sampler.cpu_percent_and_rss_mb()
+    cpu, lab_cpu, rss = sampler.cpu_percent_and_rss_mb()
+    result.update(cpu_percent=cpu, lab_cpu_percent=lab_cpu, rss_mb=rss)
     return result
 
 
@@ -171,7 +176,12 @@ def lab_pairs(pairs: int, seconds: float, folder: Path) -> None:
             runs[on].append(r)
             fraction = 100 * r["published"] / frames
             p99 = r["ms"]["capture->publish"]["p99"]
-            got = f", OSC {r['osc_frames']}, LSL {r['lsl_samples']}" if on else ""
+            got = (
+                f" (lab process {r['lab_cpu_percent']:.1f}%), OSC {r['osc_frames']}, "
+                f"LSL {r['lsl_samples']}"
+                if on
+                else ""
+            )
             print(
                 f"pair {index + 1} lab {'on ' if on else 'off'}: {r['published']}/{frames} "
                 f"published ({fraction:.1f}%), p99 {p99:.1f} ms, CPU {r['cpu_percent']:.0f}%{got}",
