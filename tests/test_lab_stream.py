@@ -31,6 +31,7 @@ from transports.schema import ANGLES, MARKERS
 
 NAMES = {"markers": list(MARKERS_64), "angles": list(ANGLE_COLUMNS)}
 RUN_S = 10.0
+SYNTHETIC = f"confidence-test-{os.getpid()}"  # the source of the hand-made payloads
 
 
 def free_udp_port() -> int:
@@ -170,7 +171,7 @@ def payloads(frame: int, with_confidence: bool) -> list[tuple[str, dict[str, Any
     """The two public messages of one frame, as the engine publishes them."""
     rng = np.random.default_rng(frame)
     head = {
-        "source_id": "confidence-test",
+        "source_id": SYNTHETIC,
         "frame_index": frame,
         "timestamp_ns": time.monotonic_ns(),
     }
@@ -195,7 +196,7 @@ def test_confidence_fields_get_their_own_lsl_streams_only_when_present() -> None
             "monomocap-markers-confidence",
             "monomocap-angles-confidence",
         ]
-        query = f"source_id='{source_id('confidence-test')}'"
+        query = f"source_id='{source_id(SYNTHETIC)}'"
         found = {i.name(): i for i in pylsl.resolve_bypred(query, minimum=4, timeout=10)}
         inlets = {
             name: pylsl.StreamInlet(found[name])
