@@ -96,7 +96,8 @@ class Supervisor:
 
     def __post_init__(self) -> None:
         check_graph(self.config)  # a bad config fails before anything exists
-        self._entries = {role: load_process(self.config, role) for role in PROCESS_ROLES}
+        roles = [r for r in PROCESS_ROLES if r != "lab" or self.options.lab]  # pylsl: if used
+        self._entries = {role: load_process(self.config, role) for role in roles}
         self._run_dir = make_run_dir()
         try:
             self.graph: Graph = plan_graph(self.config, self._run_dir)
