@@ -262,3 +262,43 @@ def test_what_the_lab_process_cannot_use_fails_before_the_run(args: list[str], w
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert why in result.stderr
+
+
+def test_killed_lab_process_restarts_and_the_lsl_inlet_recovers(
+    tmp_path: Path, pingpong_video: Path
+) -> None:
+    """A crash in liblsl or python-osc costs a moment of LSL/OSC, not the run: the process
+    comes back, and an inlet finds the new outlets by their source_id and goes on."""
+    video = tmp_path / f"restart{os.getpid()}.mp4"
+    video.symlink_to(pingpong_video)
+    port = free_udp_port()
+    osc = Receiver(tmp_path, "examples.osc_server", "--port", str(port), "--json")
+    osc.wait_for_line()
+    inlet = Receiver(tmp_path, "examples.lsl_inlet", "--json", "--source-id", source_id(video.stem))
+    run = LiveRun("--source", video, "--duration", "9", "--lsl", "--osc", str(port))
+    got: list = []
+    stop = threading.Event()
+    thread = collect(run.publish, got, stop, (MARKERS, "pose.status"))
+    try:
+        run.wait_ready()
+        deadline = time.monotonic() + STARTUP_S
+        while len(inlet.out.read_text().splitlines()) < 10:  # the inlet is connected
+            assert time.monotonic() < deadline, "the LSL inlet received nothing"
+            time.sleep(0.1)
+        _, killed_ns = run.kill("mm-lab")
+        code, _, err = run.finish(timeout=STARTUP_S)
+        assert code == 0, err
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(5)
+        run.stop()
+        lsl, frames = inlet.stop(), osc.stop()
+    assert [m for t, m in got if t == "pose.status"][-1]["restarts"] == {"lab": 1}
+    killed_s = killed_ns / 1e9 + lsl_offset_s()
+    after = [s for s in lsl[1:] if s["t"] > killed_s]
+    later = {m["frame_index"] for t, m in got if t == MARKERS and m["timestamp_ns"] > killed_ns}
+    osc_after = [f for f in frames[1:] if f["frame"] in later]
+    print(f"after the kill: {len(later)} frames published, LSL {len(after)}, OSC {len(osc_after)}")
+    assert len(after) > 30, "the inlet recovered the restarted outlet"
+    assert len(osc_after) > 30, "OSC went on after the restart"
