@@ -18,7 +18,6 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from stages.lsl_outlets import OUTLETS, LslOutlets
 from stages.osc_bundles import OscSender, OscTargetError, parse_target
 from stream.config import ConfigError
 from stream.graph import Graph
@@ -27,13 +26,14 @@ from stream.processes import POLL_S, StopFlag, become_child
 from transports.client import ControlTimeout, PoseClient, connectable
 from transports.keys import ServerKeys
 from transports.queues import Subscriber
-from transports.schema import ANGLES, MARKERS
 
 CONTROL_TIMEOUT_S = 10.0  # the sink answers at once; this is for a saturated machine
 DRAIN_S = 0.2  # after SIGTERM: read until the stream has been silent this long
 
 
 class Bridge(Protocol):
+    topics: frozenset[str]  # the public topics it reads
+
     def push(self, topic: str, payload: Mapping[str, Any]) -> None: ...
     def close(self) -> None: ...
 
@@ -52,6 +52,15 @@ def check(config: Mapping[str, Any]) -> None:
             parse_target(config["osc"]["target"])
         except OscTargetError as exc:
             raise ConfigError(str(exc)) from None
+    if config["lsl"]["enabled"]:
+        try:
+            import pylsl  # noqa: F401  (loads liblsl)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"--lsl: pylsl cannot load liblsl ({str(exc).splitlines()[0]}); pylsl's Linux "
+                "wheel bundles it for glibc 2.35 or newer, elsewhere install liblsl and set "
+                "PYLSL_LIB to it"
+            ) from None
     for key in ("publish", "control"):
         if config["live"][key].endswith(":*"):
             raise ConfigError(
@@ -64,6 +73,8 @@ def open_bridges(config: Mapping[str, Any], names: Mapping[str, Any]) -> list[Br
     """The LSL outlets and the OSC sender the configuration asks for."""
     bridges: list[Bridge] = []
     if config["lsl"]["enabled"]:
+        from stages.lsl_outlets import LslOutlets  # liblsl is loaded only for --lsl
+
         bridges.append(LslOutlets(names))
     if config["osc"]["target"]:
         bridges.append(OscSender(config["osc"]["target"], names, config["osc"]["max_rate"]))
@@ -83,7 +94,7 @@ def lab_main(graph: Graph, config: Mapping[str, Any], ready: Any, lifeline: Life
         bridges = open_bridges(config, names)
     except (ControlTimeout, OscTargetError) as exc:
         lifeline.fail(f"lab streaming: {exc}")
-    topics = sorted({MARKERS, ANGLES, *(spec.topic for spec in OUTLETS)})
+    topics = sorted(frozenset().union(*(bridge.topics for bridge in bridges)))
     security = keys.options() if keys is not None else None
     try:
         with Subscriber(publish, topics, security=security) as subscriber:

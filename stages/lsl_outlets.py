@@ -152,6 +152,7 @@ class LslOutlets:
         self.clock = ClockMap()
         self._names = names
         self._specs = [spec for spec in specs if names.get(spec.names)]
+        self.topics = frozenset(spec.topic for spec in self._specs)
         self._outlets: dict[str, pylsl.StreamOutlet] = {}
         self._rate = pylsl.IRREGULAR_RATE  # until a payload names the source's
 

@@ -88,7 +88,7 @@ class OscSender:
         self._frame_head = element_head(f"{PREFIX}/frame", "ifi")
         self._markers = [element_head(f"{PREFIX}/markers/{n}", "fff") for n in names["markers"]]
         self._angles = [element_head(f"{PREFIX}/angles/{n}", "f") for n in names.get("angles", ())]
-        self._expected = {MARKERS, ANGLES} if self._angles else {MARKERS}
+        self.topics = frozenset({MARKERS, ANGLES} if self._angles else {MARKERS})
         self._interval_s = 1.0 / max_rate if max_rate > 0 else 0.0
         self._last_sent = -float("inf")
         self._frame: tuple[str, int] | None = None
@@ -99,14 +99,14 @@ class OscSender:
 
     def push(self, topic: str, payload: Mapping[str, Any]) -> None:
         """Collect one public message; send the frame's bundle once it is complete."""
-        if topic not in self._expected:
+        if topic not in self.topics:
             return
         frame = (str(payload["source_id"]), int(payload["frame_index"]))
         if frame != self._frame:
             self._flush()  # the previous frame lost a message on the way: send what came
             self._frame = frame
         self._parts[topic] = payload
-        if self._parts.keys() >= self._expected:
+        if self._parts.keys() >= self.topics:
             self._flush()
 
     def _flush(self) -> None:

@@ -273,20 +273,24 @@ def test_osc_rate_limit_sends_at_most_max_rate_bundles_a_second() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "why"),
+    ("args", "env", "why"),
     [
-        (["--osc", "70000"], "UDP port 1-65535"),
-        (["--osc", "no-such-host.invalid:9000"], "cannot resolve host"),
-        (["--lsl", "--publish", "tcp://127.0.0.1:*"], "give --publish a fixed port"),
+        (["--osc", "70000"], {}, "UDP port 1-65535"),
+        (["--osc", "no-such-host.invalid:9000"], {}, "cannot resolve host"),
+        (["--lsl", "--publish", "tcp://127.0.0.1:*"], {}, "give --publish a fixed port"),
+        (["--lsl"], {"PYLSL_LIB": "README.md"}, "--lsl: pylsl cannot load liblsl"),  # no library
     ],
 )
-def test_what_the_lab_process_cannot_use_fails_before_the_run(args: list[str], why: str) -> None:
+def test_what_the_lab_process_cannot_use_fails_before_the_run(
+    args: list[str], env: dict[str, str], why: str
+) -> None:
     result = subprocess.run(
         [sys.executable, "run_live.py", "--no-viewer", "--source", "x.mp4", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, **env},
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
