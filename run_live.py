@@ -8,6 +8,7 @@ Examples:
     uv run run_live.py --source walk.mp4 --record out/ --lossless --no-viewer
     uv run python -m examples.subscriber          # in another terminal
     uv run run_live.py --source 0 --publish tcp://0.0.0.0:5555 --curve-keys keys/  # network
+    uv run run_live.py --source 0 --lsl --osc 9000        # LSL outlets + OSC to 127.0.0.1:9000
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from core.provenance import Invocation
+from stages import lab_stream
 from stages.capture import classify_source
 from stages.static import StaticError, static_scaled
 from stream.cli import OneLineParser, add_pipeline_flags, check_public_endpoints, config_from_args
@@ -59,6 +61,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="allow --publish/--control on a non-loopback address without --curve-keys",
     )
+    p.add_argument(
+        "--lsl",
+        action="store_true",
+        default=None,
+        help="LSL outlets monomocap-markers and monomocap-angles, for LabRecorder (LSL streams"
+        " are visible to every host on the local network)",
+    )
+    p.add_argument(
+        "--osc",
+        metavar="HOST:PORT",
+        help="send one OSC bundle per frame over UDP to HOST:PORT (a bare PORT: 127.0.0.1)",
+    )
+    p.add_argument(
+        "--osc-max-rate", type=float, metavar="HZ", help="at most this many OSC bundles a second"
+    )
     p.add_argument("--record", type=Path, help="write TRC/CSV files into this folder")
     p.add_argument("--stats", action="store_true", help="print latency percentiles at the end")
     p.add_argument("--stats-json", type=Path, help="write the run's latency figures as JSON")
@@ -77,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args, {} if args.no_viewer else {"detect.preview": True})
         warnings = check_public_endpoints(config, args.insecure)
+        if lab_stream.wanted(config):
+            lab_stream.check(config)  # a bad --osc target fails now, not in the lab process
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -99,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print_stats=args.stats,
         stats_path=args.stats_json,
         viewer=not args.no_viewer,
+        lab=lab_stream.wanted(config),
     )
     # One BLAS thread per process: each stage's matrices are tiny, and on a saturated machine
     # OpenBLAS's extra threads only fight the other stages (bench/bench_live.py). The

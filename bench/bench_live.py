@@ -6,12 +6,21 @@
    For each: fraction of source frames published, capture -> publish latency p50/p95/p99,
    per-stage latency, CPU (% of one core, all pipeline processes) and RSS.
 
+    uv run python -m bench.bench_live [--seconds 15]
+
+With ``--lab-pairs N`` only this instead: live at 30 fps with ``--lsl --osc`` on and off,
+N interleaved pairs (on-off, off-on, on-off, ...), an LSL inlet and an OSC server (the examples)
+receiving while on: published fraction and p99 latency of each run, the medians of both
+and the frames the receivers got.
+
+    uv run python -m bench.bench_live --lab-pairs 3 --seconds 20
+
 With ``--ik`` instead: live at 30 fps without and with ``--ik`` (the model scaled from the
 first ``[opensim] scale_s`` seconds): the share of frames solved once the model exists, the
 ik stage's time, the capture -> publish latency ``--ik`` adds (``pose.ik`` goes out with
 ``pose.markers`` of the same frame), CPU and RSS.
 
-    uv run python -m bench.bench_live [--seconds 15] [--ik]
+    uv run python -m bench.bench_live [--seconds 15] --ik
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,74 +54,79 @@ REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def pipeline_pids(root: int) -> list[int]:
-    """The pipeline processes (``mm-*``) of the run started as ``root``: not those of other
-    runs on a shared machine."""
-    return [pid for pid, (name, _) in descendants(root).items() if name.startswith("mm-")]
+def pipeline_pids(root: int) -> dict[int, str]:
+    """{pid: name} of the pipeline processes of the run under ``root`` (not another run's)."""
+    return {pid: name for pid, (name, _) in descendants(root).items() if name.startswith("mm-")}
 
 
-def cpu_ticks_and_rss(pids: list[int]) -> tuple[int, int]:
-    ticks = rss = 0
-    for pid in pids:
+def cpu_ticks_and_rss(pids: dict[int, str], name: str) -> tuple[int, int, int]:
+    """CPU ticks and RSS of all ``pids``, and the CPU ticks of those called ``name``."""
+    ticks = rss = named = 0
+    for pid, comm in pids.items():
         try:
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(stat[11]) + int(stat[12])  # utime + stime
+            used = int(stat[11]) + int(stat[12])  # utime + stime
+            ticks += used
+            named += used if comm == name else 0
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     rss += int(line.split()[1]) * 1024
         except OSError:
             continue
-    return ticks, rss
+    return ticks, rss, named
 
 
 class ResourceSampler(threading.Thread):
-    """Samples CPU time and RSS of the pipeline processes while the run is steady."""
+    """Samples CPU time and RSS of one run's pipeline processes while the run is steady;
+    the CPU of the process called ``name`` (the lab process) also on its own."""
 
-    def __init__(self, root: int) -> None:
+    def __init__(self, root: int, name: str = "mm-lab") -> None:
         super().__init__(daemon=True)
-        self.root = root
-        self.samples: list[tuple[float, int, int]] = []
+        self.root, self.name = root, name
+        self.samples: list[tuple[float, int, int, int]] = []
         self.counts: list[int] = []  # pipeline processes alive at each sample
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
             pids = pipeline_pids(self.root)
-            ticks, rss = cpu_ticks_and_rss(pids)
+            ticks, rss, named = cpu_ticks_and_rss(pids, self.name)
             if ticks:
-                self.samples.append((time.monotonic(), ticks, rss))
+                self.samples.append((time.monotonic(), ticks, rss, named))
                 self.counts.append(len(pids))
 
-    def cpu_percent_and_rss_mb(self) -> tuple[float, float]:
+    def cpu_percent_and_rss_mb(self) -> tuple[float, float, float]:
+        """CPU (% of one core) of all processes and of the named one, and the peak RSS."""
         # Only while every process runs: the CPU time of one that has ended is no longer
         # counted, which made the start and the end of a run look idle.
         full = max(self.counts, default=0)
         running = [s for s, n in zip(self.samples, self.counts, strict=True) if n == full]
         steady = running[2:-1] if len(running) > 4 else running
         if len(steady) < 2:
-            return float("nan"), float("nan")
-        (t0, c0, _), (t1, c1, _) = steady[0], steady[-1]
-        cpu = 100.0 * (c1 - c0) / CLOCK_TICKS / (t1 - t0)
-        return cpu, max(r for _, _, r in steady) / 2**20
+            return float("nan"), float("nan"), float("nan")
+        (t0, c0, _, n0), (t1, c1, _, n1) = steady[0], steady[-1]
+        per_s = 100.0 / CLOCK_TICKS / (t1 - t0)
+        return (c1 - c0) * per_s, (n1 - n0) * per_s, max(s[2] for s in steady) / 2**20
 
 
-def live_run(video: Path, frames: int, stats_json: Path, *flags: str) -> dict:
+def live_run(video: Path, frames: int, stats_json: Path, *extra: str) -> dict:
     process = subprocess.Popen(
         [sys.executable, str(REPO / "run_live.py"), "--source", str(video), "--stats-json",
          str(stats_json), "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
-         "--no-viewer", *flags],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--no-viewer", *extra],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     sampler = ResourceSampler(process.pid)
     sampler.start()
     _, err = process.communicate()
-    if process.returncode:
-        raise SystemExit(f"run_live failed ({process.returncode}): {err.decode()[-2000:]}")
     sampler.stop.set()
     sampler.join()
+    if process.returncode:
+        raise SystemExit(f"error: run_live.py failed ({process.returncode}): {err.strip()}")
     result = json.loads(stats_json.read_text())
     result["source_frames"] = frames
-    result["cpu_percent"], result["rss_mb"] = sampler.cpu_percent_and_rss_mb()
+    cpu, lab_cpu, rss = sampler.cpu_percent_and_rss_mb()
+    result.update(cpu_percent=cpu, lab_cpu_percent=lab_cpu, rss_mb=rss)
     return result
 
 
@@ -126,6 +142,77 @@ def print_live(label: str, r: dict) -> None:
     stages = ", ".join(f"{k} {v['p50']:.2f}" for k, v in r["ms"].items() if k != "capture->publish")
     print(f"  per-stage p50 ms: {stages}")
     print(f"  CPU {r['cpu_percent']:.0f}% of one core, RSS {r['rss_mb']:.0f} MB (all processes)")
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def receiver(out: Path, *args: str) -> subprocess.Popen:
+    """An example receiver (JSON lines into ``out``) for the lab-streaming runs."""
+    with open(out, "w") as stdout:
+        command = [sys.executable, "-m", *args, "--json"]
+        return subprocess.Popen(command, cwd=REPO, stdout=stdout, stderr=subprocess.DEVNULL)
+
+
+def lab_run(clip: Path, frames: int, folder: Path, on: bool, index: int) -> dict:
+    """One live run at 30 fps, with ``--lsl --osc`` and both receivers when ``on``."""
+    stats = folder / f"lab_{'on' if on else 'off'}_{index}.json"
+    if not on:
+        return live_run(clip, frames, stats)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    osc_out, lsl_out = folder / f"osc_{index}.jsonl", folder / f"lsl_{index}.jsonl"
+    osc = receiver(osc_out, "examples.osc_server", "--port", str(port))
+    lsl = receiver(lsl_out, "examples.lsl_inlet", "--stream", "monomocap-markers")
+    try:
+        ports = [f"tcp://127.0.0.1:{free_tcp_port()}" for _ in range(2)]  # --lsl needs fixed
+        lab = ("--lsl", "--osc", str(port), "--publish", ports[0], "--control", ports[1])
+        result = live_run(clip, frames, stats, *lab)
+    finally:
+        for process in (osc, lsl):
+            process.terminate()
+            process.wait(30)
+    result["osc_frames"] = len(osc_out.read_text().splitlines()) - 1  # less the "listening"
+    result["lsl_samples"] = len(lsl_out.read_text().splitlines()) - 1  # less the info line
+    return result
+
+
+def lab_pairs(pairs: int, seconds: float, folder: Path) -> None:
+    """--lsl --osc on against off, interleaved so the machine's load hits both alike."""
+    clip = folder / "demo_30fps.mp4"
+    frames = paced_clip(read_frames(demo_video()), 30.0, seconds, clip)
+    runs: dict[bool, list[dict]] = {True: [], False: []}
+    for index in range(pairs):
+        for on in (True, False) if index % 2 == 0 else (False, True):  # ABBA: no order bias
+            r = lab_run(clip, frames, folder, on, index)
+            runs[on].append(r)
+            fraction = 100 * r["published"] / frames
+            p99 = r["ms"]["capture->publish"]["p99"]
+            got = (
+                f" (lab process {r['lab_cpu_percent']:.1f}%), OSC {r['osc_frames']}, "
+                f"LSL {r['lsl_samples']}"
+                if on
+                else ""
+            )
+            print(
+                f"pair {index + 1} lab {'on ' if on else 'off'}: {r['published']}/{frames} "
+                f"published ({fraction:.1f}%), p99 {p99:.1f} ms, CPU {r['cpu_percent']:.0f}%{got}",
+                flush=True,
+            )
+    medians = {
+        on: statistics.median(r["ms"]["capture->publish"]["p99"] for r in rs)
+        for on, rs in runs.items()
+    }
+    low = {on: min(100 * r["published"] / frames for r in rs) for on, rs in runs.items()}
+    print(
+        f"median p99: on {medians[True]:.1f} ms, off {medians[False]:.1f} ms, difference "
+        f"{medians[True] - medians[False]:+.1f} ms; lowest published fraction: on "
+        f"{low[True]:.1f}%, off {low[False]:.1f}%"
+    )
 
 
 def ik_share(folder: Path) -> tuple[float, float, int]:
@@ -165,6 +252,7 @@ def main() -> None:
     filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--lab-pairs", type=int, default=0, help="LSL/OSC on vs off pairs")
     parser.add_argument("--ik", action="store_true", help="30 fps without and with --ik only")
     args = parser.parse_args()
     video = demo_video()
@@ -172,6 +260,10 @@ def main() -> None:
     if args.ik:
         with tempfile.TemporaryDirectory() as tmp:
             bench_ik(video, args.seconds, Path(tmp))
+        return
+    if args.lab_pairs:
+        with tempfile.TemporaryDirectory() as tmp:
+            lab_pairs(args.lab_pairs, args.seconds, Path(tmp))
         return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

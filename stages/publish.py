@@ -57,6 +57,7 @@ class StreamPublisher(Sink):
             {
                 **head,
                 "media_time_s": packet.media_time_s,
+                "fps": float(packet.meta.get("fps", 0.0)),
                 "person": bool(packet.meta.get("person", False)),
                 "markers": packet.data["markers_64"],
                 "estimated": packet.data["markers_64_estimated"],

@@ -148,6 +148,9 @@ FLAGS = {
     "live.control": "--control",
     "live.curve_keys": "--curve-keys",
     "viewer.record_dir": "--record",
+    "lsl.enabled": "--lsl",
+    "osc.target": "--osc",
+    "osc.max_rate": "--osc-max-rate",
 }
 
 
@@ -228,7 +231,10 @@ def check_public_endpoints(config: dict[str, Any], insecure: bool) -> list[str]:
             raise ConfigError(str(exc)) from None
         if not keys.clients:
             clients = Path(live["curve_keys"]) / CLIENTS
-            return [f"warning: no client keys in {clients}: only this host's viewer can connect"]
+            return [
+                f"warning: no client keys in {clients}: only this host's viewer (and --lsl/--osc)"
+                " can connect"
+            ]
         return []
     exposed = [live[key] for key in ("publish", "control") if not is_loopback(live[key])]
     if not exposed:

@@ -168,6 +168,9 @@ ENDPOINT = Text(
     pattern=r"(tcp://[^\s]+:(\d+|\*)|ipc://[^\s]+)",
     what='a ZeroMQ endpoint like "tcp://127.0.0.1:5555" or "ipc://pose.sock"',
 )
+OSC_TARGET = Text(
+    pattern=r"(([^\s:]+:)?\d{1,5})?", what='"HOST:PORT", "PORT" (127.0.0.1) or "" (off)'
+)
 _SPEC = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
 STAGE = Text(pattern=_SPEC, what='"module:Class"')
 ENTRY = Text(pattern=_SPEC, what='"module:function"')
@@ -256,6 +259,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "sink": ENTRY,
         "viewer": ENTRY,
         "ik": STAGE,
+        "lab": ENTRY,
     },
     "live": {
         "transport": Text(choices=("ipc", "tcp")),
@@ -268,6 +272,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "status_interval_s": Number(0.0, 3600.0, "s", above=True),
         "remote": Table(ENDPOINT),
     },
+    "lsl": {"enabled": Flag()},
+    "osc": {"target": OSC_TARGET, "max_rate": Number(0.0, 1000.0, "Hz (0: every frame)")},
     "viewer": {
         "angles": TextList(),
         "ik_coordinates": TextList(),

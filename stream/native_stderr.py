@@ -24,19 +24,27 @@ import time
 
 # Native INFO/WARNING lines: the TFLite delegate notice, absl's pre-init notice, and
 # glog/absl-format lines of severity I or W ("W0000 00:00:1795.1 8094 file.cc:114] ...").
-# E (error) and F (fatal) lines always pass.
+# E (error) and F (fatal) lines always pass. liblsl (--lsl) logs its start the same way,
+# in its own format: "2026-11-30 06:06:22.694 (   8.432s) [  8E53CB80]  file.cpp:126   INFO| "
+# (its WARN and ERR lines pass).
 CHATTER_LINES = (b"INFO: Created TensorFlow Lite", b"WARNING: All log messages before absl::")
 CHATTER = re.compile(
     b"|".join(re.escape(line) for line in CHATTER_LINES)
     + rb"|[IW]\d{4} [\d:.]+ +\d+ [\w.-]+:\d+\] "
+    + rb"|\d{4}-\d\d-\d\d [\d:.]+ +\( *[\d.]+s\) +\[[^\]\n]*\] +[\w.-]+:\d+ +INFO\| "
 )
 # An unterminated segment is held back only while it could still grow into chatter.
 GLOG_PREFIX = re.compile(rb"[IW](\d{0,4}( [\d:.]*( +\d*( [\w.-]*(:\d*)?)?)?)?)?")
+LSL_PREFIX = re.compile(rb"\d{1,4}(-(\d{1,2}(-(\d{1,2}( [^\n]*)?)?)?)?)?")  # held to its newline
 
 
 def could_become_chatter(tail: bytes) -> bool:
     """Whether an unterminated segment is the start of a chatter line."""
-    return any(line.startswith(tail) for line in CHATTER_LINES) or bool(GLOG_PREFIX.fullmatch(tail))
+    return (
+        any(line.startswith(tail) for line in CHATTER_LINES)
+        or bool(GLOG_PREFIX.fullmatch(tail))
+        or bool(LSL_PREFIX.fullmatch(tail))
+    )
 
 
 SIGN_OFF = b"ok"

@@ -11,6 +11,8 @@
   second, and the next start removes the run folder it left (``stream/run_dir.py``).
 * With a viewer, its window is one more process, a subscriber of the public stream; when
   it exits (``q``, Esc, the window closed) the run stops as on Ctrl-C.
+* With LSL or OSC (``LiveOptions.lab``), the lab-streaming process is another subscriber;
+  it is restarted like a stage if it dies (lossless: the run fails).
 * ``stop()`` (Ctrl-C / SIGTERM): capture stops and sends end-of-stream, which drains through
   the stages; the sink finalizes its files. Anything still alive after the grace period is
   terminated, then killed; the run folder with the ipc sockets is removed.
@@ -44,19 +46,23 @@ from transports.codec import pack
 WATCH_S = 0.02
 STOP_GRACE_S = 1.5
 VIEWER_GRACE_S = 2.0  # for the window to save a recording when the run ends
+LAB_GRACE_S = 1.0  # for the lab process to pass on the last frames when the run ends
 STARTUP_TIMEOUT_S = 120.0  # model loading on a busy 2-core machine
 RESTART_WINDOW_S = 10.0
 MAX_RESTARTS_IN_WINDOW = 5  # more restarts than this in the window: the stage is broken
 
 
-PROCESS_ROLES = ("capture", "sink", "viewer")  # named in [pipeline], besides the stages
+PROCESS_ROLES = ("capture", "sink", "viewer", "lab")  # named in [pipeline], besides the stages
 
 
-def preload_modules(config: Mapping[str, Any]) -> list[str]:
+def preload_modules(config: Mapping[str, Any], lab: bool = False) -> list[str]:
     """What the forkserver imports once, so each process (and a restarted one) starts at
-    once: the modules of the processes and stages config.toml names (not the viewer's Qt)."""
+    once: the modules of the processes and stages config.toml names (not the viewer's Qt;
+    the lab process's only when it runs)."""
     specs = [config["pipeline"]["capture"], *config["pipeline"]["stages"]]
     specs.append(config["pipeline"]["sink"])
+    if lab:
+        specs.append(config["pipeline"]["lab"])
     return ["stream.processes", *dict.fromkeys(spec.partition(":")[0] for spec in specs)]
 
 
@@ -77,6 +83,7 @@ class LiveOptions:
     print_stats: bool = False
     stats_path: Path | None = None
     viewer: bool = False
+    lab: bool = False  # the LSL/OSC process (stages/lab_stream.py)
 
 
 @dataclass
@@ -89,7 +96,8 @@ class Supervisor:
 
     def __post_init__(self) -> None:
         check_graph(self.config)  # a bad config fails before anything exists
-        self._entries = {role: load_process(self.config, role) for role in PROCESS_ROLES}
+        roles = [r for r in PROCESS_ROLES if r != "lab" or self.options.lab]  # pylsl: if used
+        self._entries = {role: load_process(self.config, role) for role in roles}
         self._run_dir = make_run_dir()
         try:
             self.graph: Graph = plan_graph(self.config, self._run_dir)
@@ -97,7 +105,7 @@ class Supervisor:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             raise
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(preload_modules(self.config))
+        self._ctx.set_forkserver_preload(preload_modules(self.config, self.options.lab))
         self._lifeline = Lifeline(self._ctx)
         self._progress = self._ctx.RawArray("q", 2)  # capture: next frame, frames dropped
         self._origin_ns = 0  # media time 0 of a camera or stream
@@ -108,6 +116,7 @@ class Supervisor:
         self._capture: BaseProcess | None = None
         self._sink: BaseProcess | None = None
         self._viewer: BaseProcess | None = None
+        self._lab: BaseProcess | None = None
         self._stopping = False
         self._events = zmq.Context.instance().socket(zmq.PUSH)
         self._events.linger = 0
@@ -151,6 +160,8 @@ class Supervisor:
         waiting = []
         if opts.viewer:
             waiting.append(self._start_viewer())
+        if opts.lab:
+            waiting.append(self._start_lab())
         waiting += [
             self._start_stage(i, node)
             for i, node in enumerate(self.graph.stages)
@@ -193,6 +204,18 @@ class Supervisor:
         self._ready["viewer"] = ready
         return ready
 
+    def _start_lab(self) -> Any:
+        """Start (or restart) the LSL/OSC process; returns the event it sets once subscribed."""
+        ready = self._ctx.Event()
+        self._lab = self._ctx.Process(
+            target=self._entries["lab"],
+            args=(self.graph, self.config, ready, self._lifeline),
+            name="lab",
+        )
+        self._lab.start()
+        self._ready["lab"] = ready
+        return ready
+
     def _wait_ready(self, events: list[Any]) -> None:
         """Capture starts only once every stage has loaded its models."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -208,7 +231,7 @@ class Supervisor:
                     )
 
     def processes(self) -> list[BaseProcess]:
-        processes = (self._capture, *self._stages.values(), self._sink, self._viewer)
+        processes = (self._capture, *self._stages.values(), self._sink, self._viewer, self._lab)
         return [p for p in processes if p is not None]
 
     def watch(self) -> int:
@@ -226,6 +249,7 @@ class Supervisor:
                         self._start_stage(index, node)
                 if self._viewer is not None and self._viewer.exitcode is not None:
                     self.stop()  # the window was closed: end the run
+                self._check_lab()
                 if self._deadline is not None and time.monotonic() >= self._deadline:
                     self.stop()
                 time.sleep(WATCH_S)
@@ -250,13 +274,23 @@ class Supervisor:
             self._died("capture", exitcode)
             self._start_capture()
 
+    def _check_lab(self) -> None:
+        """Fail on an error the lab process reported; restart it if it crashed."""
+        if self._lab is None or self._lab.exitcode in (None, 0) or self._stopping:
+            return
+        if self._lab.exitcode == EXIT_REPORTED:
+            self.stop()
+            raise PipelineError(self._lifeline.failure() or "lab streaming failed")
+        self._died("lab", self._lab.exitcode)
+        self._start_lab()
+
     def _died(self, name: str, exitcode: int) -> None:
         """Account for a dead process about to be restarted; fail if it must not be."""
         how = f"signal {-exitcode}" if exitcode < 0 else f"exit status {exitcode}"
         if self.options.lossless:
             self._events.send(pack({"abort": name}))
             self.stop()
-            what = "capture" if name == "capture" else f"stage '{name}'"
+            what = {"capture": "capture", "lab": "lab streaming"}.get(name, f"stage '{name}'")
             raise PipelineError(f"{what} died ({how}); lossless run failed")
         now = time.monotonic()
         self._recent_restarts = [t for t in self._recent_restarts if now - t < RESTART_WINDOW_S]
@@ -292,7 +326,7 @@ class Supervisor:
                 process.terminate()
         deadline = time.monotonic() + 0.3
         for process in self.processes():
-            grace = VIEWER_GRACE_S if process is self._viewer else 0.0
+            grace = {self._viewer: VIEWER_GRACE_S, self._lab: LAB_GRACE_S}.get(process, 0.0)
             process.join(max(0.0, deadline + grace - time.monotonic()))
             if process.is_alive():
                 process.kill()

@@ -15,6 +15,15 @@ ABSL_WARNING = (
     b"manager requires a model with a single signature inference.\n"
 )
 ABSL_ERROR = b"E0000 00:00:1795999884.008092    8094 calculator_graph.cc:887] model failed\n"
+# liblsl (run_live --lsl) at its first call, and one of its real errors
+LSL_INFO = (
+    b"2026-11-30 06:06:22.694 (   8.432s) [        8E53CB80]         api_config.cpp:126   "
+    b"INFO| Loaded default config\n"
+)
+LSL_ERROR = (
+    b"2026-11-30 06:06:34.789 (  26.927s) [R_monomocap-ma  ]      data_receiver.cpp:375    "
+    b"ERR| Stream transmission broke off (Input stream error.); re-connecting...\n"
+)
 
 
 def filtered(*chunks: bytes) -> bytes:
@@ -25,6 +34,12 @@ def filtered(*chunks: bytes) -> bytes:
 def test_chatter_lines_are_dropped_and_errors_pass() -> None:
     text = TFLITE_INFO + b"real message\n" + ABSL_WARNING + ABSL_ERROR
     assert filtered(text) == b"real message\n" + ABSL_ERROR
+
+
+def test_liblsl_info_lines_are_dropped_and_its_errors_pass() -> None:
+    assert filtered(LSL_INFO + b"real message\n" + LSL_ERROR) == b"real message\n" + LSL_ERROR
+    assert filtered(LSL_INFO[:30], LSL_INFO[30:70], LSL_INFO[70:]) == b""  # split writes
+    assert filtered(b"2026 was a good year\n") == b"2026 was a good year\n"
 
 
 def test_chatter_after_a_progress_bar_update_is_dropped() -> None:

@@ -29,6 +29,11 @@ from transports.keys import ClientKeys
 from transports.queues import Subscriber
 
 
+def connectable(endpoint: str) -> str:
+    """Where to connect for an endpoint the engine binds (``*`` / 0.0.0.0: this host)."""
+    return endpoint.replace("://*:", "://127.0.0.1:").replace("://0.0.0.0:", "://127.0.0.1:")
+
+
 class ControlTimeout(TimeoutError):
     """The engine did not answer the control request in time (is it running?)."""
 

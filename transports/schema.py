@@ -21,8 +21,9 @@ from core.marker_sets import MARKERS_64
 #      outside its anatomical range (core/joint_limits.py)
 # 1.3: pose.markers confidence and pose.angles confidence (per marker / per angle, 0..1:
 #      models/confidence.py)
-# 1.3: pose.ik (OpenSim coordinates of each frame with run_live --ik); the schema's
+#      pose.ik (OpenSim coordinates of each frame with run_live --ik); the schema's
 #      ik_coordinates names them
+#      pose.markers fps (the source's nominal frame rate; LSL's nominal rate)
 API_VERSION = "1.3"
 
 COORDINATES = (
@@ -40,6 +41,8 @@ TOPICS: dict[str, dict[str, str]] = {
         "frame_index": "int: frame number in the source, from 0",
         "timestamp_ns": "int: capture time, CLOCK_MONOTONIC of the capturing host, ns",
         "media_time_s": "float: time in the source, s",
+        "fps": "float: the source's nominal frame rate (a file's, or what the camera "
+        "reports), frames/s; 0 = unknown",
         "person": "bool: a person was detected in this frame",
         "markers": "ndarray float64 (64, 3): marker positions, m, NaN = missing; order = names",
         "estimated": "ndarray bool (64,): value is estimated, not directly observed",

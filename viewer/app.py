@@ -30,6 +30,7 @@ from core.trc import TrcError, read_trc
 from stream.graph import Graph
 from stream.lifeline import Lifeline
 from stream.processes import VIEWER_NICE, become_child
+from transports.client import connectable
 from transports.keys import ServerKeys
 
 NO_DISPLAY = "no display available for the viewer (DISPLAY is not set or not reachable)"
@@ -62,11 +63,6 @@ def display_available() -> bool:
     return False
 
 
-def _connectable(endpoint: str) -> str:
-    """Where to connect for an endpoint the engine binds (``*`` / 0.0.0.0: this host)."""
-    return endpoint.replace("://*:", "://127.0.0.1:").replace("://0.0.0.0:", "://127.0.0.1:")
-
-
 def _application() -> Any:
     from vispy import app
 
@@ -86,7 +82,7 @@ def run_viewer(
 
     keys = config["live"].get("curve_keys")  # with CURVE, the window uses the server's keys
     security = ServerKeys.load(keys).as_client().options() if keys else None
-    feed = StreamFeed(_connectable(publish), _connectable(control), security=security)
+    feed = StreamFeed(connectable(publish), connectable(control), security=security)
     window = LiveWindow(feed, config, on_quit=application.quit)
     signal.signal(signal.SIGTERM, lambda signum, frame: window.request_quit())
     window.start()
