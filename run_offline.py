@@ -14,6 +14,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import sys
@@ -202,11 +203,10 @@ def batch(args: argparse.Namespace, inputs: list, config: dict, invocation: Invo
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.ray is not None:
-        try:
-            from offline.ray_batch import run_ray
-        except ImportError as exc:
-            print(f"error: --ray needs Ray ({exc}): uv sync --extra ray", file=sys.stderr)
+        if importlib.util.find_spec("ray") is None:
+            print("error: --ray needs Ray: install it with `uv sync --extra ray`", file=sys.stderr)
             return 2
+        from offline.ray_batch import run_ray
 
         def execute(todo: list) -> Iterator:
             quiet = not args.verbose
