@@ -4,7 +4,11 @@
 2. live mode at the source's real rate: the demo frames played forth and back for
    ``--seconds`` at 60 fps (the demo's own rate) and the same frames paced at 30 fps.
    For each: fraction of source frames published, capture -> publish latency p50/p95/p99,
-   per-stage latency, CPU (% of one core, all pipeline processes) and RSS.
+   per-stage latency, CPU (% of one core, all pipeline processes), RSS and PSS (proportional
+   set size, from /proc/PID/smaps_rollup: pages shared by several processes split among
+   them, so the per-process figures add up to the run's real memory) of every process of the
+   run (run_live.py itself, the forkserver, the stage, capture and sink processes), each
+   and in total, the maximum over the steady part of the run.
 
     uv run python -m bench.bench_live [--seconds 15]
 """
@@ -23,6 +27,7 @@ from pathlib import Path
 
 from bench.bench_offline import mediapipe_alone_fps
 from bench.clips import paced_clip, read_frames
+from bench.proc import descendants
 from core.demo_data import demo_video
 from offline.runner import process_video
 from stream.config import load_config
@@ -35,68 +40,80 @@ REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def pipeline_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if (entry / "comm").read_text().startswith("mm-"):
-                pids.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return pids
+def run_pids(root: int) -> dict[int, str]:
+    """{pid: name} of ``root`` (run_live.py) and every process below it."""
+    return {root: "run_live", **{pid: name for pid, (name, _) in descendants(root).items()}}
 
 
-def cpu_ticks_and_rss(pids: list[int]) -> tuple[int, int]:
+def pss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def sample(pids: dict[int, str]) -> tuple[int, int, dict[str, int]]:
+    """CPU ticks and RSS of ``pids`` together, and each one's PSS by name."""
     ticks = rss = 0
-    for pid in pids:
+    pss: dict[str, int] = {}
+    for pid, name in pids.items():
         try:
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             ticks += int(stat[11]) + int(stat[12])  # utime + stime
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     rss += int(line.split()[1]) * 1024
+            pss[f"{name}:{pid}" if name in pss else name] = pss_bytes(pid)
         except OSError:
             continue
-    return ticks, rss
+    return ticks, rss, pss
 
 
 class ResourceSampler(threading.Thread):
-    """Samples CPU time and RSS of the pipeline processes while the run is steady."""
+    """Samples CPU time, RSS and PSS of the run's processes while the run is steady."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: int) -> None:
         super().__init__(daemon=True)
-        self.samples: list[tuple[float, int, int]] = []
+        self.root = root
+        self.samples: list[tuple[float, int, int, dict[str, int]]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
-            ticks, rss = cpu_ticks_and_rss(pipeline_pids())
-            if ticks:
-                self.samples.append((time.monotonic(), ticks, rss))
+            ticks, rss, pss = sample(run_pids(self.root))
+            if len(pss) > 3:  # the stage processes are up
+                self.samples.append((time.monotonic(), ticks, rss, pss))
 
-    def cpu_percent_and_rss_mb(self) -> tuple[float, float]:
+    def figures(self) -> tuple[float, float, dict[str, float]]:
+        """CPU % of one core, max RSS MB (all processes) and max PSS MB per process."""
         steady = self.samples[2:-1] if len(self.samples) > 4 else self.samples
         if len(steady) < 2:
-            return float("nan"), float("nan")
-        (t0, c0, _), (t1, c1, _) = steady[0], steady[-1]
+            return float("nan"), float("nan"), {}
+        (t0, c0, _, _), (t1, c1, _, _) = steady[0], steady[-1]
         cpu = 100.0 * (c1 - c0) / CLOCK_TICKS / (t1 - t0)
-        return cpu, max(r for _, _, r in steady) / 2**20
+        names = {name for *_, pss in steady for name in pss}
+        pss_mb = {n: max(p.get(n, 0) for *_, p in steady) / 2**20 for n in sorted(names)}
+        pss_mb["total"] = max(sum(p.values()) for *_, p in steady) / 2**20
+        return cpu, max(r for _, _, r, _ in steady) / 2**20, pss_mb
 
 
 def live_run(video: Path, frames: int, stats_json: Path) -> dict:
-    sampler = ResourceSampler()
-    sampler.start()
-    subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, str(REPO / "run_live.py"), "--source", str(video), "--stats-json",
          str(stats_json), "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
          "--no-viewer"],
-        cwd=REPO, check=True, capture_output=True,
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+    sampler = ResourceSampler(process.pid)
+    sampler.start()
+    _, err = process.communicate()
     sampler.stop.set()
     sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"run_live.py failed: {err.decode()[-2000:]}")
     result = json.loads(stats_json.read_text())
     result["source_frames"] = frames
-    result["cpu_percent"], result["rss_mb"] = sampler.cpu_percent_and_rss_mb()
+    result["cpu_percent"], result["rss_mb"], result["pss_mb"] = sampler.figures()
     return result
 
 
@@ -112,23 +129,28 @@ def print_live(label: str, r: dict) -> None:
     stages = ", ".join(f"{k} {v['p50']:.2f}" for k, v in r["ms"].items() if k != "capture->publish")
     print(f"  per-stage p50 ms: {stages}")
     print(f"  CPU {r['cpu_percent']:.0f}% of one core, RSS {r['rss_mb']:.0f} MB (all processes)")
+    pss = r["pss_mb"]
+    each = ", ".join(f"{name} {mb:.0f}" for name, mb in pss.items() if name != "total")
+    print(f"  PSS {pss.get('total', float('nan')):.0f} MB in total; per process MB: {each}")
 
 
 def main() -> None:
     filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--live-only", action="store_true", help="skip the offline figures")
     args = parser.parse_args()
     video = demo_video()
     config = load_config()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        alone = mediapipe_alone_fps(video)
-        offline = process_video(video, config, out, stages=build_stages(config), progress=False)
-        print(
-            f"offline pipeline {offline.fps:.1f} fps / MediaPipe alone {alone:.1f} fps "
-            f"= {offline.fps / alone:.3f}"
-        )
+        if not args.live_only:
+            alone = mediapipe_alone_fps(video)
+            offline = process_video(video, config, out, build_stages(config), progress=False)
+            print(
+                f"offline pipeline (--sequential) {offline.fps:.1f} fps / MediaPipe alone "
+                f"{alone:.1f} fps = {offline.fps / alone:.3f} (pipelined: bench_offline.py)"
+            )
         for fps in (60.0, 30.0):
             clip = out / f"demo_{int(fps)}fps.mp4"
             n = paced_clip(read_frames(video), fps, args.seconds, clip)

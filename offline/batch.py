@@ -235,6 +235,8 @@ def run_local(
 ) -> Iterator[VideoResult]:  # fmt: skip
     """The results of ``jobs`` as they finish, from ``workers`` processes (this one for 1).
     A worker that dies (a native crash) fails its video and is replaced."""
+    if not jobs:
+        return
     if workers <= 1 or len(jobs) <= 1:
         runner = JobRunner(config, invocation, quiet)
         try:
