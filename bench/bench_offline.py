@@ -8,6 +8,10 @@ to MediaPipe alone, and per-stage milliseconds per frame (pipelined: detect runs
 parallel with the rest, so the sum exceeds the time per frame).
 
     uv run python -m bench.bench_offline [--rounds 5] [--video PATH]
+    uv run python -m bench.bench_offline --compare    # the check below, then exit
+
+``--compare``: the four demo cameras, whole, pipelined and sequential: are their files
+(TRCs, landmarks CSV, C3D, angle files; not run.json) identical byte for byte?
 """
 
 from __future__ import annotations
@@ -46,14 +50,42 @@ def mediapipe_alone_fps(video: Path) -> float:
     return frames / seconds
 
 
+def compare_modes(config: dict) -> bool:
+    """Process the four demo cameras both ways; print and return whether every file is equal."""
+    config = {**config, "angles": {**config["angles"], "compute_all": True}}
+    config["output"] = {**config["output"], "c3d": True}
+    same = True
+    with tempfile.TemporaryDirectory() as out, DetectionProcess(config) as detection:
+        for i in range(1, 5):
+            video = demo_video(f"cam0{i}")
+            folders = {mode: Path(out) / mode for mode in ("pipelined", "sequential")}
+            process_video(video, config, folders["pipelined"], progress=False, detection=detection)
+            process_video(video, config, folders["sequential"], progress=False)
+            files = sorted(
+                p.relative_to(folders["pipelined"])
+                for p in folders["pipelined"].rglob("*")
+                if p.is_file() and p.name != "run.json"
+            )
+            equal = [
+                (folders["sequential"] / f).read_bytes() == (folders["pipelined"] / f).read_bytes()
+                for f in files
+            ]
+            print(f"{video.name}: {sum(equal)}/{len(files)} files byte-identical")
+            same = same and all(equal) and len(files) > 0
+    return same
+
+
 def main() -> None:
     filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--video", type=Path)
+    parser.add_argument("--compare", action="store_true", help="pipelined == sequential?")
     args = parser.parse_args()
     video = args.video or demo_video()
     config = load_config()
+    if args.compare:
+        raise SystemExit(0 if compare_modes(config) else 1)
     sequential_stages = build_stages(config)
     after_detection = build_stages(config, start=1)
     fps: dict[str, list[float]] = {"alone": [], "pipelined": [], "sequential": []}
