@@ -1,7 +1,9 @@
 """The supervisor: starts the live graph's processes, watches them, stops them cleanly.
 
-* Processes come from a forkserver that has already imported the heavy modules (MediaPipe,
-  onnxruntime, numba kernels), so a stage that dies is back within a fraction of a second.
+* Processes come from a forkserver that has already imported what they all use (the engine
+  core, numpy, ZeroMQ, OpenCV); each imports its own stage's libraries (MediaPipe's
+  TensorFlow Lite, onnxruntime, numba) after the fork, so no process holds another's
+  (``preload_modules``).
 * Live mode: a stage process that dies is restarted with fresh state and the sink is told
   (``pose.status`` reports restarts); the rest keeps running. Capture too: a camera or
   stream is reopened, a file resumes at the frame after the last one it sent. Lossless
@@ -53,11 +55,13 @@ PROCESS_ROLES = ("capture", "sink", "viewer")  # named in [pipeline], besides th
 
 
 def preload_modules(config: Mapping[str, Any]) -> list[str]:
-    """What the forkserver imports once, so each process (and a restarted one) starts at
-    once: the modules of the processes and stages config.toml names (not the viewer's Qt)."""
-    specs = [config["pipeline"]["capture"], *config["pipeline"]["stages"]]
-    specs.append(config["pipeline"]["sink"])
-    return ["stream.processes", *dict.fromkeys(spec.partition(":")[0] for spec in specs)]
+    """What the forkserver imports once, for every process: the engine core and the
+    libraries all of them use, shared by all. Not the stages' modules: preloaded, MediaPipe,
+    onnxruntime and numba were in every process, the sink's and capture's included, and
+    each process's writes to them (reference counts, caches) made private copies (live PSS
+    of all processes, bench/bench_live.py: 843-911 MB before, see README "Memory"). The
+    cost: a restarted stage imports its own libraries again (about a second for MediaPipe)."""
+    return ["stream.processes", "core.packet", "transports.queues", "numpy", "cv2"]
 
 
 class PipelineError(RuntimeError):
