@@ -63,7 +63,7 @@ def compare_modes(config: dict) -> bool:
             process_video(video, config, folders["sequential"], progress=False)
             files = sorted(
                 p.relative_to(folders["pipelined"])
-                for p in folders["pipelined"].rglob("*")
+                for p in (folders["pipelined"] / video.stem).rglob("*")
                 if p.is_file() and p.name != "run.json"
             )
             equal = [
