@@ -210,7 +210,10 @@ def batch(args: argparse.Namespace, inputs: list, config: dict, invocation: Invo
 
         def execute(todo: list) -> Iterator:
             quiet = not args.verbose
-            return run_ray(todo, args.ray, config, invocation, args.collect, quiet, args.workers)
+            return run_ray(
+                todo, args.ray, config, invocation, args.collect, quiet, args.workers,
+                args.sequential,
+            )  # fmt: skip
     else:
         workers = args.workers or os.cpu_count() or 1
         if workers < 1:
@@ -218,7 +221,7 @@ def batch(args: argparse.Namespace, inputs: list, config: dict, invocation: Invo
             return 2
 
         def execute(todo: list) -> Iterator:
-            return run_local(todo, workers, config, invocation, not args.verbose)
+            return run_local(todo, workers, config, invocation, not args.verbose, args.sequential)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)

@@ -185,15 +185,20 @@ class JobRunner:
     """Runs jobs one after another in this process: a detection process kept for all of
     them, and the stages after detection kept while the settings stay the same."""
 
-    def __init__(self, config: Mapping[str, Any], invocation: Invocation, quiet: bool) -> None:
-        self.detection = DetectionProcess(config, quiet=quiet)
+    def __init__(
+        self, config: Mapping[str, Any], invocation: Invocation, quiet: bool, sequential: bool
+    ) -> None:
+        """``quiet``: MediaPipe's native log lines dropped; ``sequential``: no detection
+        process, every stage here (``--sequential``)."""
+        self.detection = None if sequential else DetectionProcess(config, quiet=quiet)
         self.invocation = invocation
         self._stages: tuple[str, list[Stage]] | None = None
 
     def _stages_for(self, job: Job) -> list[Stage]:
         if self._stages is None or self._stages[0] != job.key:
             self._close_stages()
-            self._stages = (job.key, build_stages(job.config, start=1))
+            start = 0 if self.detection is None else 1
+            self._stages = (job.key, build_stages(job.config, start=start))
         return self._stages[1]
 
     def run(self, job: Job, output_dir: Path | None = None) -> VideoResult:
@@ -223,7 +228,8 @@ class JobRunner:
 
     def close(self) -> None:
         self._close_stages()
-        self.detection.close()
+        if self.detection is not None:
+            self.detection.close()
 
 
 # -- local worker processes ---------------------------------------------------------------
@@ -231,14 +237,14 @@ class JobRunner:
 
 def run_local(
     jobs: Sequence[Job], workers: int, config: Mapping[str, Any], invocation: Invocation,
-    quiet: bool,
+    quiet: bool, sequential: bool = False,
 ) -> Iterator[VideoResult]:  # fmt: skip
     """The results of ``jobs`` as they finish, from ``workers`` processes (this one for 1).
     A worker that dies (a native crash) fails its video and is replaced."""
     if not jobs:
         return
     if workers <= 1 or len(jobs) <= 1:
-        runner = JobRunner(config, invocation, quiet)
+        runner = JobRunner(config, invocation, quiet, sequential)
         try:
             for job in jobs:
                 yield runner.run(job)
@@ -251,7 +257,9 @@ def run_local(
         todo.put((index, job))
     pool: dict[int, Any] = {}  # worker number -> process
     busy: dict[int, int] = {}  # worker number -> index of its job
-    start = lambda n: _start_worker(context, n, todo, results, config, invocation, quiet)  # noqa: E731
+    start = lambda n: _start_worker(  # noqa: E731
+        context, n, todo, results, config, invocation, quiet, sequential
+    )
     for number in range(min(workers, len(jobs))):
         pool[number] = start(number)
     unfinished = set(range(len(jobs)))
@@ -314,7 +322,7 @@ def _start_worker(context: Any, number: int, *args: Any) -> Any:
 
 def _worker_main(
     number: int, parent: int, todo: Any, results: Any, config: dict, invocation: Invocation,
-    quiet: bool,
+    quiet: bool, sequential: bool,
 ) -> None:  # fmt: skip
     """A worker: take jobs until told to stop or its parent is gone; SIGTERM or Ctrl-C
     unwinds the video in progress (its files are discarded) and ends the worker."""
@@ -323,7 +331,7 @@ def _worker_main(
         from stream.native_stderr import filter_child_chatter
 
         filter_child_chatter()
-    runner = JobRunner(config, invocation, quiet)
+    runner = JobRunner(config, invocation, quiet, sequential)
     try:
         while (item := _next_job(todo, parent)) is not None:
             index, job = item

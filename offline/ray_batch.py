@@ -33,12 +33,17 @@ _runner: JobRunner | None = None  # one per Ray worker process, kept for its nex
 
 
 def _task(
-    job: Job, config: Mapping[str, Any], invocation: Invocation, collect: bool, quiet: bool
+    job: Job,
+    config: Mapping[str, Any],
+    invocation: Invocation,
+    collect: bool,
+    quiet: bool,
+    sequential: bool,
 ) -> VideoResult:
     """One video, in a Ray worker process."""
     global _runner
     if _runner is None:
-        _runner = JobRunner(config, invocation, quiet)
+        _runner = JobRunner(config, invocation, quiet, sequential)
     if not collect:
         return _runner.run(job)
     with tempfile.TemporaryDirectory(prefix="monomocap-task-") as tmp:
@@ -97,6 +102,7 @@ def run_ray(
     collect: bool,
     quiet: bool,
     num_cpus: int | None = None,
+    sequential: bool = False,
 ) -> Iterator[VideoResult]:
     """The results of ``jobs`` as their tasks finish (see the module doc)."""
     if not jobs:
@@ -106,7 +112,8 @@ def run_ray(
     from ray.exceptions import RayError
 
     task = ray.remote(_task).options(num_cpus=float(config["batch"]["ray_cpus"]), max_retries=0)
-    pending = {task.remote(job, config, invocation, collect, quiet): job for job in jobs}
+    args = (config, invocation, collect, quiet, sequential)
+    pending = {task.remote(job, *args): job for job in jobs}
     try:
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
