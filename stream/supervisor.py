@@ -92,16 +92,20 @@ class Supervisor:
     restarts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_graph(self.config)  # a bad config fails before anything exists
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(preload_modules(self.config))
+        # A bad config fails before anything exists. Checked in a process of its own: the
+        # check imports every stage's module (for its name), and with them numba, which
+        # would stay in the supervisor for the whole run (~40 MB, bench/bench_live.py).
+        with self._ctx.Pool(1) as pool:
+            names = pool.apply(check_graph, (dict(self.config),))
         self._entries = {role: load_process(self.config, role) for role in PROCESS_ROLES}
         self._run_dir = make_run_dir()
         try:
-            self.graph: Graph = plan_graph(self.config, self._run_dir)
+            self.graph: Graph = plan_graph(self.config, self._run_dir, names)
         except ConfigError:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             raise
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(preload_modules(self.config))
         self._lifeline = Lifeline(self._ctx)
         self._progress = self._ctx.RawArray("q", 2)  # capture: next frame, frames dropped
         self._origin_ns = 0  # media time 0 of a camera or stream
