@@ -4,7 +4,11 @@
 2. live mode at the source's real rate: the demo frames played forth and back for
    ``--seconds`` at 60 fps (the demo's own rate) and the same frames paced at 30 fps.
    For each: fraction of source frames published, capture -> publish latency p50/p95/p99,
-   per-stage latency, CPU (% of one core, all pipeline processes) and RSS.
+   per-stage latency, CPU (% of one core, all pipeline processes), RSS and PSS (proportional
+   set size, from /proc/PID/smaps_rollup: pages shared by several processes split among
+   them, so the per-process figures add up to the run's real memory) of every process of the
+   run (run_live.py itself, the forkserver, the stage, capture and sink processes), each
+   and in total, the maximum over the steady part of the run.
 
     uv run python -m bench.bench_live [--seconds 15]
 
@@ -54,14 +58,23 @@ REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def pipeline_pids(root: int) -> dict[int, str]:
-    """{pid: name} of the pipeline processes of the run under ``root`` (not another run's)."""
-    return {pid: name for pid, (name, _) in descendants(root).items() if name.startswith("mm-")}
+def run_pids(root: int) -> dict[int, str]:
+    """{pid: name} of ``root`` (run_live.py) and every process below it (not another run's)."""
+    return {root: "run_live", **{pid: name for pid, (name, _) in descendants(root).items()}}
 
 
-def cpu_ticks_and_rss(pids: dict[int, str], name: str) -> tuple[int, int, int]:
-    """CPU ticks and RSS of all ``pids``, and the CPU ticks of those called ``name``."""
+def pss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def sample(pids: dict[int, str], name: str) -> tuple[int, int, int, dict[str, int]]:
+    """CPU ticks and RSS of ``pids`` together, the CPU ticks of those called ``name``, and
+    each one's PSS by process name."""
     ticks = rss = named = 0
+    pss: dict[str, int] = {}
     for pid, comm in pids.items():
         try:
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -71,42 +84,45 @@ def cpu_ticks_and_rss(pids: dict[int, str], name: str) -> tuple[int, int, int]:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     rss += int(line.split()[1]) * 1024
+            pss[f"{comm}:{pid}" if comm in pss else comm] = pss_bytes(pid)
         except OSError:
             continue
-    return ticks, rss, named
+    return ticks, rss, named, pss
 
 
 class ResourceSampler(threading.Thread):
-    """Samples CPU time and RSS of one run's pipeline processes while the run is steady;
-    the CPU of the process called ``name`` (the lab process) also on its own."""
+    """Samples CPU time, RSS and PSS of one run's processes while the run is steady; the
+    CPU of the process called ``name`` (the lab process) also on its own."""
 
     def __init__(self, root: int, name: str = "mm-lab") -> None:
         super().__init__(daemon=True)
         self.root, self.name = root, name
-        self.samples: list[tuple[float, int, int, int]] = []
-        self.counts: list[int] = []  # pipeline processes alive at each sample
+        self.samples: list[tuple[float, int, int, int, dict[str, int]]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
-            pids = pipeline_pids(self.root)
-            ticks, rss, named = cpu_ticks_and_rss(pids, self.name)
-            if ticks:
-                self.samples.append((time.monotonic(), ticks, rss, named))
-                self.counts.append(len(pids))
+            ticks, rss, named, pss = sample(run_pids(self.root), self.name)
+            if len(pss) > 3:  # the stage processes are up
+                self.samples.append((time.monotonic(), ticks, rss, named, pss))
 
-    def cpu_percent_and_rss_mb(self) -> tuple[float, float, float]:
-        """CPU (% of one core) of all processes and of the named one, and the peak RSS."""
+    def figures(self) -> tuple[float, float, float, dict[str, float]]:
+        """CPU % of one core (all processes, the named one), max RSS MB (all processes) and
+        max PSS MB per process and in total."""
         # Only while every process runs: the CPU time of one that has ended is no longer
         # counted, which made the start and the end of a run look idle.
-        full = max(self.counts, default=0)
-        running = [s for s, n in zip(self.samples, self.counts, strict=True) if n == full]
+        full = max((len(s[4]) for s in self.samples), default=0)
+        running = [s for s in self.samples if len(s[4]) == full]
         steady = running[2:-1] if len(running) > 4 else running
         if len(steady) < 2:
-            return float("nan"), float("nan"), float("nan")
-        (t0, c0, _, n0), (t1, c1, _, n1) = steady[0], steady[-1]
+            return float("nan"), float("nan"), float("nan"), {}
+        (t0, c0, _, n0, _), (t1, c1, _, n1, _) = steady[0], steady[-1]
         per_s = 100.0 / CLOCK_TICKS / (t1 - t0)
-        return (c1 - c0) * per_s, (n1 - n0) * per_s, max(s[2] for s in steady) / 2**20
+        names = {name for *_, pss in steady for name in pss}
+        pss_mb = {n: max(p.get(n, 0) for *_, p in steady) / 2**20 for n in sorted(names)}
+        pss_mb["total"] = max(sum(p.values()) for *_, p in steady) / 2**20
+        rss_mb = max(s[2] for s in steady) / 2**20
+        return (c1 - c0) * per_s, (n1 - n0) * per_s, rss_mb, pss_mb
 
 
 def live_run(video: Path, frames: int, stats_json: Path, *extra: str) -> dict:
@@ -125,8 +141,8 @@ def live_run(video: Path, frames: int, stats_json: Path, *extra: str) -> dict:
         raise SystemExit(f"error: run_live.py failed ({process.returncode}): {err.strip()}")
     result = json.loads(stats_json.read_text())
     result["source_frames"] = frames
-    cpu, lab_cpu, rss = sampler.cpu_percent_and_rss_mb()
-    result.update(cpu_percent=cpu, lab_cpu_percent=lab_cpu, rss_mb=rss)
+    cpu, lab_cpu, rss, pss = sampler.figures()
+    result.update(cpu_percent=cpu, lab_cpu_percent=lab_cpu, rss_mb=rss, pss_mb=pss)
     return result
 
 
@@ -142,6 +158,9 @@ def print_live(label: str, r: dict) -> None:
     stages = ", ".join(f"{k} {v['p50']:.2f}" for k, v in r["ms"].items() if k != "capture->publish")
     print(f"  per-stage p50 ms: {stages}")
     print(f"  CPU {r['cpu_percent']:.0f}% of one core, RSS {r['rss_mb']:.0f} MB (all processes)")
+    pss = r["pss_mb"]
+    each = ", ".join(f"{name} {mb:.0f}" for name, mb in pss.items() if name != "total")
+    print(f"  PSS {pss.get('total', float('nan')):.0f} MB in total; per process MB: {each}")
 
 
 def free_tcp_port() -> int:
@@ -252,6 +271,7 @@ def main() -> None:
     filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--live-only", action="store_true", help="skip the offline figures")
     parser.add_argument("--lab-pairs", type=int, default=0, help="LSL/OSC on vs off pairs")
     parser.add_argument("--ik", action="store_true", help="30 fps without and with --ik only")
     args = parser.parse_args()
@@ -267,12 +287,13 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        alone = mediapipe_alone_fps(video)
-        offline = process_video(video, config, out, stages=build_stages(config), progress=False)
-        print(
-            f"offline pipeline {offline.fps:.1f} fps / MediaPipe alone {alone:.1f} fps "
-            f"= {offline.fps / alone:.3f}"
-        )
+        if not args.live_only:
+            alone = mediapipe_alone_fps(video)
+            offline = process_video(video, config, out, build_stages(config), progress=False)
+            print(
+                f"offline pipeline (--sequential) {offline.fps:.1f} fps / MediaPipe alone "
+                f"{alone:.1f} fps = {offline.fps / alone:.3f} (pipelined: bench_offline.py)"
+            )
         for fps in (60.0, 30.0):
             clip = out / f"demo_{int(fps)}fps.mp4"
             n = paced_clip(read_frames(video), fps, args.seconds, clip)

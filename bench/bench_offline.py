@@ -1,9 +1,17 @@
-"""Offline throughput: MediaPipe alone vs the whole offline pipeline, side by side.
+"""Offline throughput: MediaPipe alone vs the offline pipeline, pipelined (the default:
+detection in its own process) and sequential (``--sequential``), side by side.
 
-Both runs decode the same demo video; rounds alternate so machine noise hits both alike.
-Prints fps of each, their ratio, and per-stage milliseconds per frame.
+All runs decode the same demo video; rounds interleave the three so machine noise hits
+them alike; the figures are medians over rounds. The models are loaded before the rounds
+(MediaPipe alone's own setup is outside its timing too). Prints fps of each, the ratios
+to MediaPipe alone, and per-stage milliseconds per frame (pipelined: detect runs in
+parallel with the rest, so the sum exceeds the time per frame).
 
-    uv run python -m bench.bench_offline [--rounds 3] [--video PATH]
+    uv run python -m bench.bench_offline [--rounds 5] [--video PATH]
+    uv run python -m bench.bench_offline --compare    # the check below, then exit
+
+``--compare``: the four demo cameras, whole, pipelined and sequential: are their files
+(TRCs, landmarks CSV, C3D, angle files; not run.json) identical byte for byte?
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import numpy as np
 from mediapipe.python.solutions import pose as mp_pose
 
 from core.demo_data import demo_video
+from offline.pipelined import DetectionProcess
 from offline.runner import process_video
 from stream.config import load_config
 from stream.native_stderr import filter_native_chatter
@@ -41,28 +50,66 @@ def mediapipe_alone_fps(video: Path) -> float:
     return frames / seconds
 
 
+def compare_modes(config: dict) -> bool:
+    """Process the four demo cameras both ways; print and return whether every file is equal."""
+    config = {**config, "angles": {**config["angles"], "compute_all": True}}
+    config["output"] = {**config["output"], "c3d": True}
+    same = True
+    with tempfile.TemporaryDirectory() as out, DetectionProcess(config) as detection:
+        for i in range(1, 5):
+            video = demo_video(f"cam0{i}")
+            folders = {mode: Path(out) / mode for mode in ("pipelined", "sequential")}
+            process_video(video, config, folders["pipelined"], progress=False, detection=detection)
+            process_video(video, config, folders["sequential"], progress=False)
+            files = sorted(
+                p.relative_to(folders["pipelined"])
+                for p in (folders["pipelined"] / video.stem).rglob("*")
+                if p.is_file() and p.name != "run.json"
+            )
+            equal = [
+                (folders["sequential"] / f).read_bytes() == (folders["pipelined"] / f).read_bytes()
+                for f in files
+            ]
+            print(f"{video.name}: {sum(equal)}/{len(files)} files byte-identical")
+            same = same and all(equal) and len(files) > 0
+    return same
+
+
 def main() -> None:
     filter_native_chatter()  # MediaPipe's native log lines, as in run_offline.py
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--video", type=Path)
+    parser.add_argument("--compare", action="store_true", help="pipelined == sequential?")
     args = parser.parse_args()
     video = args.video or demo_video()
     config = load_config()
-    stages = build_stages(config)
-    alone, pipeline, per_stage = [], [], []
-    with tempfile.TemporaryDirectory() as out:
+    if args.compare:
+        raise SystemExit(0 if compare_modes(config) else 1)
+    sequential_stages = build_stages(config)
+    after_detection = build_stages(config, start=1)
+    fps: dict[str, list[float]] = {"alone": [], "pipelined": [], "sequential": []}
+    per_stage = []
+    with tempfile.TemporaryDirectory() as out, DetectionProcess(config) as detection:
         for _ in range(args.rounds):
-            alone.append(mediapipe_alone_fps(video))
-            summary = process_video(video, config, Path(out), stages=stages, progress=False)
-            pipeline.append(summary.fps)
+            fps["alone"].append(mediapipe_alone_fps(video))
+            summary = process_video(
+                video, config, Path(out), after_detection, progress=False, detection=detection
+            )
+            fps["pipelined"].append(summary.fps)
             per_stage.append(summary.stage_ms)
-    mp_fps, pipe_fps = float(np.median(alone)), float(np.median(pipeline))
-    print(f"video: {video.name}, rounds: {args.rounds}")
-    print(f"MediaPipe alone : {mp_fps:6.1f} fps")
-    print(f"offline pipeline: {pipe_fps:6.1f} fps")
-    print(f"ratio pipeline / MediaPipe alone: {pipe_fps / mp_fps:.3f}")
-    print("per-stage ms per frame (median over rounds):")
+            summary = process_video(video, config, Path(out), sequential_stages, progress=False)
+            fps["sequential"].append(summary.fps)
+    median = {mode: float(np.median(values)) for mode, values in fps.items()}
+    print(f"video: {video.name}, rounds: {args.rounds} (interleaved)")
+    print(f"MediaPipe alone     : {median['alone']:6.1f} fps")
+    for mode in ("pipelined", "sequential"):
+        ratio = median[mode] / median["alone"]
+        print(f"offline {mode:12s}: {median[mode]:6.1f} fps, ratio to MediaPipe alone {ratio:.3f}")
+    print("rounds (alone / pipelined / sequential fps):")
+    for row in zip(*fps.values(), strict=True):
+        print("  " + " / ".join(f"{v:.1f}" for v in row))
+    print("per-stage ms per frame, pipelined (median over rounds):")
     for name in per_stage[0]:
         print(f"  {name:8s} {np.median([r[name] for r in per_stage]):7.3f}")
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS, ANGLE_POSITIVE
 from core.atomic import AtomicFile
 from core.provenance import software_label
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FOLDER = "joint_angles"
 
@@ -90,6 +93,8 @@ def plot_group(
     path: Path, title: str, times: np.ndarray, values: np.ndarray, columns: tuple[str, ...]
 ) -> None:
     """One panel per angle of the group, against time."""
+    from matplotlib.figure import Figure  # here: the live sink writes no plots
+
     fig = Figure(figsize=(8, 1.2 + 1.8 * len(columns)), layout="constrained")
     axes = fig.subplots(len(columns), 1, sharex=True, squeeze=False)[:, 0]
     for ax, column, series in zip(axes, columns, values.T, strict=True):
@@ -103,6 +108,8 @@ def plot_group(
 
 def plot_summary(path: Path, title: str, times: np.ndarray, angles: np.ndarray) -> None:
     """Every joint group in one grid, the group's angles overlaid per panel."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(14, 11), layout="constrained")
     axes = fig.subplots(4, 3, sharex=True).ravel()
     for ax, (group, columns) in zip(axes, ANGLE_GROUPS.items(), strict=True):

@@ -177,6 +177,13 @@ class RunRecord:
         return path
 
 
+def settings_sha256(config: Mapping[str, Any]) -> str:
+    """A hash of a configuration as ``run.json`` records it: the same for a config in memory
+    and for the one read back from a ``run.json`` (a batch's resume key)."""
+    text = json.dumps(_plain(config), sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _plain(value: Any) -> Any:
     """``value`` as JSON holds it: NaN/inf as null (JSON has no NaN), paths as strings."""
     if isinstance(value, Mapping):

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from models.features import N_FEATURES, limb_features
 from models.skeleton import N_LIMBS
@@ -32,6 +31,8 @@ class PofOnnx:
     """2D keypoints -> unit limb orientations (camera frame) and depth-sign probabilities."""
 
     def __init__(self, path: Path, vis_min: float = 0.3, frame_step: int = 1) -> None:
+        import onnxruntime as ort  # here: importing this module for its constants stays light
+
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

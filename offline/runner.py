@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from core.provenance import Invocation
 from core.stage import Stage
+from offline.pipelined import DetectionProcess
 from stages.capture import VideoSource
 from stages.ik import IkReport
 from stages.record import Recorder, file_stem
@@ -122,26 +123,38 @@ def process_video(
     progress: bool = True,
     invocation: Invocation | None = None,
     on_frame: Callable[[int, int | None], None] | None = None,
+    detection: DetectionProcess | None = None,
 ) -> RunSummary:
     """Run one video through the pipeline and write its files into ``output_dir/<video>/``;
     raise and leave nothing on error. ``invocation``: the command for ``run.json``;
     ``on_frame(frames read, frames in the header)``: progress for a caller without a
-    terminal (the web app's job worker)."""
-    stages = stages if stages is not None else build_stages(config)
+    terminal (the web app's job worker).
+
+    ``detection``: pipelined, decoding and the first stage run in that process and
+    ``stages`` are the ones after it; None: sequential, every stage here in turn."""
+    if stages is None:
+        stages = build_stages(config, start=0 if detection is None else 1)
     recorder = Recorder(output_dir, invocation, str(video))
     recorder.setup(config)
     tolerance = float(config["capture"]["truncation_tolerance"])
-    source = VideoSource(video, realtime=False, truncation_tolerance=tolerance)
-    summary = RunSummary(video=Path(video), announced=source.frame_count)
+    if detection is None:
+        source = VideoSource(video, realtime=False, truncation_tolerance=tolerance)
+        packets: Iterator[Any] = iter(source)
+        source_id, frame_count, close = source.source_id, source.frame_count, source.close
+    else:
+        packets = detection.frames(Path(video), tolerance)
+        source_id, frame_count = next(packets)
+        close = packets.close  # type: ignore[attr-defined]
+    summary = RunSummary(video=Path(video), announced=frame_count)
     totals: dict[str, float] = {}
     start = time.perf_counter()
-    bar = tqdm(total=source.frame_count, desc=source.source_id, unit="frame", disable=not progress)
+    bar = tqdm(total=frame_count, desc=source_id, unit="frame", disable=not progress)
     try:
-        for read, packet in enumerate(source, 1):
+        for read, packet in enumerate(packets, 1):
             packet = run_inline(stages, packet)
             bar.update(1)
             if on_frame is not None:
-                on_frame(read, source.frame_count)
+                on_frame(read, frame_count)
             if packet is None:
                 continue
             recorder(packet)  # outside run_inline: a write error is an OutputError, not a stage's
@@ -156,17 +169,17 @@ def process_video(
             raise NoPersonError(
                 f"nobody was detected in {video}: make sure one whole person is in view"
             )
-        recorder.finish(source.source_id)
+        recorder.finish(source_id)
     except BaseException:
-        recorder.discard(source.source_id)
+        recorder.discard(source_id)
         raise
     finally:
         bar.close()
-        source.close()
+        close()
         for stage in stages:
-            stage.reset(source.source_id)
+            stage.reset(source_id)
     summary.seconds = time.perf_counter() - start
     summary.stage_ms = {k: v / max(summary.frames, 1) for k, v in totals.items()}
-    summary.files = recorder.written[source.source_id]
-    summary.ik = recorder.ik.get(source.source_id)
+    summary.files = recorder.written[source_id]
+    summary.ik = recorder.ik.get(source_id)
     return summary

@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
-from mediapipe.python.solutions import pose as mp_pose
 
 from core.intrinsics import CameraMatrices, undistort
 from core.packet import Packet
@@ -112,6 +111,10 @@ class MediaPipeDetector(Stage):
         self._spare = self._new_tracker()  # load the model now, not on the first frame
 
     def _new_tracker(self) -> Any:
+
+        # Imported here: the supervisor and the offline parent import this module for the
+        # stage's name and constants, and need none of MediaPipe's 100 MB.
+        from mediapipe.python.solutions import pose as mp_pose
 
         return mp_pose.Pose(**self._settings)
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from core.angle_files import save_png, write_mot
 from core.atomic import AtomicFile
@@ -195,6 +194,8 @@ def plot_coordinates(
     path: Path, title: str, times: np.ndarray, values: np.ndarray, coordinates: Sequence[str]
 ) -> None:
     """The main coordinates against time, right and left overlaid."""
+    from matplotlib.figure import Figure  # here: plots are optional, the sink needs none
+
     fig = Figure(figsize=(9, 9), layout="constrained")
     axes = fig.subplots(len(PLOTTED), 1, sharex=True)
     for ax, names in zip(axes, PLOTTED, strict=True):

@@ -253,6 +253,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "log": Text(choices=("off", "error", "warn", "info")),
     },
     "output": {"dir": NONEMPTY, "c3d": Flag()},
+    "batch": {
+        "extensions": TextList(Text(pattern=r"\.\w+", what='".ext"'), nonempty=True),
+        "ray_cpus": Number(0.0, 64.0, "CPUs", above=True),
+    },
     "pipeline": {
         "capture": ENTRY,
         "stages": TextList(STAGE, nonempty=True),

@@ -77,9 +77,10 @@ def check_graph(config: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def plan_graph(config: Mapping[str, Any], run_dir: Path) -> Graph:
-    """Endpoints for every process from ``[pipeline]`` and ``[live]``."""
-    names = check_graph(config)
+def plan_graph(config: Mapping[str, Any], run_dir: Path, names: list[str] | None = None) -> Graph:
+    """Endpoints for every process from ``[pipeline]`` and ``[live]`` (``names``: those
+    ``check_graph`` gave, when it ran elsewhere)."""
+    names = names if names is not None else check_graph(config)
     live = config["live"]
     specs = list(config["pipeline"]["stages"])
     transport = live["transport"]

@@ -20,6 +20,7 @@ import re
 import select
 import signal
 import sys
+import threading
 import time
 
 # Native INFO/WARNING lines: the TFLite delegate notice, absl's pre-init notice, and
@@ -105,6 +106,42 @@ def filter_native_chatter() -> None:
     os.close(stderr_w)
     _installed_by = os.getpid()
     atexit.register(_sign_off, done_w, terminal, pid)
+
+
+def filter_child_chatter() -> None:
+    """In a child process that shares its parent's filtered fd 2: drop this process's own
+    chatter before it reaches that pipe, in a thread. A native line can come in two writes
+    ("INFO: ", then the rest); from two processes a line of the other could land between
+    them and hide the chatter from the parent's filter. A native crash of the child is
+    reported by its parent, so no crash line here; at a normal exit (atexit) the last lines
+    (a traceback) are passed on before the process ends."""
+    if not hasattr(os, "fork"):  # Windows: no filter
+        return
+    pipe_r, pipe_w = os.pipe()
+    shared = os.dup(2)
+    os.dup2(pipe_w, 2)
+    os.close(pipe_w)
+
+    def pump() -> None:
+        chatter = ChatterFilter()
+        while chunk := os.read(pipe_r, 65536):
+            _write_to(shared, chatter.feed(chunk))
+        _write_to(shared, chatter.flush())
+
+    thread = threading.Thread(target=pump, name="chatter-filter", daemon=True)
+    thread.start()
+
+    def drain() -> None:
+        sys.stderr.flush()
+        os.dup2(shared, 2)  # the pipe's last writer gone: the thread reads to its end
+        thread.join(timeout=DRAIN_WAIT_S)
+
+    atexit.register(drain)
+
+
+def _write_to(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def _sign_off(done_w: int, terminal: int, filter_pid: int) -> None:

@@ -40,12 +40,13 @@ def load_process(config: Mapping[str, Any], role: str) -> Callable[..., None]:
     return entry
 
 
-def build_stages(config: Mapping[str, Any]) -> list[Stage]:
-    """Instantiate and set up every stage listed in ``[pipeline] stages``."""
+def build_stages(config: Mapping[str, Any], start: int = 0, stop: int | None = None) -> list[Stage]:
+    """Instantiate and set up the stages listed in ``[pipeline] stages`` (all, or the slice
+    ``start:stop`` where a process runs only part of the chain: offline/pipelined.py)."""
     specs = config.get("pipeline", {}).get("stages", [])
     if not specs:
         raise ConfigError("config has no [pipeline] stages")
-    stages = [load_stage_class(spec)() for spec in specs]
+    stages = [load_stage_class(spec)() for spec in specs[start:stop]]
     for stage in stages:
         stage.setup(config)
     return stages

@@ -1,7 +1,9 @@
 """The supervisor: starts the live graph's processes, watches them, stops them cleanly.
 
-* Processes come from a forkserver that has already imported the heavy modules (MediaPipe,
-  onnxruntime, numba kernels), so a stage that dies is back within a fraction of a second.
+* Processes come from a forkserver that has already imported what they all use (the engine
+  core, numpy, ZeroMQ, OpenCV); each imports its own stage's libraries (MediaPipe's
+  TensorFlow Lite, onnxruntime, numba) after the fork, so no process holds another's
+  (``preload_modules``).
 * Live mode: a stage process that dies is restarted with fresh state and the sink is told
   (``pose.status`` reports restarts); the rest keeps running. Capture too: a camera or
   stream is reopened, a file resumes at the frame after the last one it sent. Lossless
@@ -55,15 +57,14 @@ MAX_RESTARTS_IN_WINDOW = 5  # more restarts than this in the window: the stage i
 PROCESS_ROLES = ("capture", "sink", "viewer", "lab")  # named in [pipeline], besides the stages
 
 
-def preload_modules(config: Mapping[str, Any], lab: bool = False) -> list[str]:
-    """What the forkserver imports once, so each process (and a restarted one) starts at
-    once: the modules of the processes and stages config.toml names (not the viewer's Qt;
-    the lab process's only when it runs)."""
-    specs = [config["pipeline"]["capture"], *config["pipeline"]["stages"]]
-    specs.append(config["pipeline"]["sink"])
-    if lab:
-        specs.append(config["pipeline"]["lab"])
-    return ["stream.processes", *dict.fromkeys(spec.partition(":")[0] for spec in specs)]
+def preload_modules(config: Mapping[str, Any]) -> list[str]:
+    """What the forkserver imports once, for every process: the engine core and the
+    libraries all of them use, shared by all. Not the stages' modules: preloaded, MediaPipe,
+    onnxruntime and numba were in every process, the sink's and capture's included, and
+    each process's writes to them (reference counts, caches) made private copies (live PSS
+    of all processes, bench/bench_live.py: 843-911 MB before, see README "Memory"). The
+    cost: a restarted stage imports its own libraries again (about a second for MediaPipe)."""
+    return ["stream.processes", "core.packet", "transports.queues", "numpy", "cv2"]
 
 
 class PipelineError(RuntimeError):
@@ -95,17 +96,21 @@ class Supervisor:
     restarts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_graph(self.config)  # a bad config fails before anything exists
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(preload_modules(self.config))
+        # A bad config fails before anything exists. Checked in a process of its own: the
+        # check imports every stage's module (for its name), and with them numba, which
+        # would stay in the supervisor for the whole run (~40 MB, bench/bench_live.py).
+        with self._ctx.Pool(1) as pool:
+            names = pool.apply(check_graph, (dict(self.config),))
         roles = [r for r in PROCESS_ROLES if r != "lab" or self.options.lab]  # pylsl: if used
         self._entries = {role: load_process(self.config, role) for role in roles}
         self._run_dir = make_run_dir()
         try:
-            self.graph: Graph = plan_graph(self.config, self._run_dir)
+            self.graph: Graph = plan_graph(self.config, self._run_dir, names)
         except ConfigError:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             raise
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(preload_modules(self.config, self.options.lab))
         self._lifeline = Lifeline(self._ctx)
         self._progress = self._ctx.RawArray("q", 2)  # capture: next frame, frames dropped
         self._origin_ns = 0  # media time 0 of a camera or stream
