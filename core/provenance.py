@@ -136,7 +136,7 @@ class RunRecord:
         files the run loads."""
         self.started = utc_now()
         self._fixed = {"command": list(invocation.argv), "program_started": invocation.started}
-        self._config = _plain(config)
+        self._config = plain(config)
         calibration = config.get("camera", {}).get("calibration") or ""
         self._slow: dict[str, Any] = {}
         self._thread = threading.Thread(
@@ -153,6 +153,12 @@ class RunRecord:
             "models": [file_entry(p) for p in models],
             "calibration": file_entry(calibration) if calibration else None,
         }
+
+    @property
+    def ready(self) -> bool:
+        """The slow parts are done: ``as_dict`` answers at once (a loop that must not block,
+        like the live sink's control socket, asks this first)."""
+        return not self._thread.is_alive()
 
     def as_dict(self) -> dict[str, Any]:
         """Everything, with ``ended`` = now (waits for the slow parts)."""
@@ -173,23 +179,23 @@ class RunRecord:
         """Write ``folder/run.json``, atomically."""
         path = Path(folder) / RUN_JSON
         with AtomicFile(path) as f:
-            f.write(json.dumps(_plain(self.as_dict()), indent=2, allow_nan=False) + "\n")
+            f.write(json.dumps(plain(self.as_dict()), indent=2, allow_nan=False) + "\n")
         return path
 
 
 def settings_sha256(config: Mapping[str, Any]) -> str:
     """A hash of a configuration as ``run.json`` records it: the same for a config in memory
     and for the one read back from a ``run.json`` (a batch's resume key)."""
-    text = json.dumps(_plain(config), sort_keys=True, allow_nan=False)
+    text = json.dumps(plain(config), sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """``value`` as JSON holds it: NaN/inf as null (JSON has no NaN), paths as strings."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value if isinstance(value, str | int | float | bool | None) else str(value)

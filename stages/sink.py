@@ -18,10 +18,11 @@ import zmq
 
 from core.angle_set import ANGLE_COLUMNS
 from core.atomic import AtomicFile
-from core.provenance import Invocation
+from core.provenance import Invocation, RunRecord
 from models.opensim_model import coordinate_names, setup_file
 from stages.publish import StreamPublisher
 from stages.record import LiveRecorder
+from stages.run_info import models_used
 from stream.graph import Graph
 from stream.lifeline import Lifeline
 from stream.processes import (
@@ -57,6 +58,7 @@ def sink_main(
     curve = CurveServer(context, config["live"].get("curve_keys"))  # no keys: plain
     publisher = StreamPublisher(graph.publish, curve.options)
     bind_or_fail(lambda: publisher.setup(config), graph.publish, live_key("publish"), lifeline)
+    provenance = RunRecord(invocation or Invocation(), config, source, models_used(config))
     recorder = None
     if record_dir is not None:
         recorder = LiveRecorder(
@@ -75,7 +77,7 @@ def sink_main(
     events.bind(graph.events)
     stats = LatencyStats()
     restarts: dict[str, int] = {}
-    source = {"source": "ok", "reconnects": 0}
+    source_state = {"source": "ok", "reconnects": 0}
     last: dict[str, Any] = {"person": False, "dropped": 0, "person_switches": 0}
     captured: deque[tuple[int, int]] = deque(maxlen=600)  # (capture ns, frame index)
     angle_names = _angle_names(config)
@@ -93,13 +95,26 @@ def sink_main(
             "dropped": last["dropped"],
             "person_switches": last["person_switches"],
             "restarts": dict(restarts),
-            **source,
+            **source_state,
         }
 
     ports = {"publish": graph.publish, "control": graph.control}
+    def run() -> dict[str, Any] | None:
+        """The run's provenance for the control socket (None while hashes are computed)."""
+        if not provenance.ready:
+            return None
+        return {k: v for k, v in provenance.as_dict().items() if k != "ended"}
+
     control = bind_or_fail(
         lambda: ControlServer(
-            context, graph.control, ports, status, angle_names, curve.options, _ik_names(config)
+            context,
+            graph.control,
+            ports,
+            status,
+            angle_names,
+            curve.options,
+            _ik_names(config),
+            run,
         ),
         graph.control,
         live_key("control"),
@@ -113,7 +128,7 @@ def sink_main(
     try:
         while not flag.stop:
             control.poll_once()
-            exit_code = _read_events(events, restarts, source)
+            exit_code = _read_events(events, restarts, source_state)
             if exit_code:
                 if recorder is not None:
                     for source_id in list(recorder.open_sources()):

@@ -57,23 +57,27 @@ def add_live_stages(config: dict[str, Any]) -> None:
         pipeline["stages"] = [*pipeline["stages"], pipeline["ik"]]
 
 
-def check_graph(config: Mapping[str, Any]) -> list[str]:
-    """The stage names of ``[pipeline]``, once ``[live]`` is known to make a graph of them
-    (raises ``ConfigError`` before anything is created)."""
+def check_live(config: Mapping[str, Any]) -> None:
+    """What ``[pipeline]`` and ``[live]`` must hold that needs no stage module imported
+    (raises ``ConfigError``): cheap enough to check before any process exists."""
     live = config["live"]
-    specs = list(config["pipeline"]["stages"])
-    if not specs:
+    if not list(config["pipeline"]["stages"]):
         raise ConfigError("config has no [pipeline] stages")
-    names = [load_stage_class(spec).name for spec in specs]
     transport = live["transport"]
     if transport not in ("ipc", "tcp"):
         raise ConfigError(f"[live] transport must be 'ipc' or 'tcp', got {transport!r}")
-    remote = dict(live.get("remote", {}))
-    unknown = set(remote) - set(names)
+    if dict(live.get("remote", {})) and transport != "tcp":
+        raise ConfigError('[live.remote] needs [live] transport = "tcp"')
+
+
+def check_graph(config: Mapping[str, Any]) -> list[str]:
+    """The stage names of ``[pipeline]``, once ``[live]`` is known to make a graph of them
+    (raises ``ConfigError`` before anything is created)."""
+    check_live(config)
+    names = [load_stage_class(spec).name for spec in config["pipeline"]["stages"]]
+    unknown = set(config["live"].get("remote", {})) - set(names)
     if unknown:
         raise ConfigError(f"[live.remote] names unknown stages {sorted(unknown)}; known: {names}")
-    if remote and transport != "tcp":
-        raise ConfigError('[live.remote] needs [live] transport = "tcp"')
     return names
 
 

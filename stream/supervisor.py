@@ -38,7 +38,7 @@ import zmq
 
 from core.provenance import Invocation
 from stream.config import ConfigError
-from stream.graph import Graph, StageNode, check_graph, plan_graph
+from stream.graph import Graph, StageNode, check_graph, check_live, plan_graph
 from stream.lifeline import EXIT_REPORTED, Lifeline
 from stream.pipeline import load_process
 from stream.processes import stage_main
@@ -96,11 +96,12 @@ class Supervisor:
     restarts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_live(self.config)  # a bad config fails before anything exists, even a forkserver
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(preload_modules(self.config))
-        # A bad config fails before anything exists. Checked in a process of its own: the
-        # check imports every stage's module (for its name), and with them numba, which
-        # would stay in the supervisor for the whole run (~40 MB, bench/bench_live.py).
+        # The stage names, checked in a process of its own: that imports every stage's
+        # module, and with them numba, which would stay in the supervisor for the whole run
+        # (~40 MB, bench/bench_live.py).
         with self._ctx.Pool(1) as pool:
             names = pool.apply(check_graph, (dict(self.config),))
         roles = [r for r in PROCESS_ROLES if r != "lab" or self.options.lab]  # pylsl: if used

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -409,6 +410,13 @@ def test_control_socket_answers_and_survives_bad_requests(
         assert schema["ik_coordinates"] == []  # no --ik
         assert len(client.request("angles")["angles"]) == 32
         assert client.request("ports")["ports"]["publish"] == run.publish
+        deadline = time.monotonic() + 30  # the input's hash is computed in the background
+        while not (provenance := client.request("run"))["ok"]:
+            assert "not ready" in provenance["error"] and time.monotonic() < deadline
+            time.sleep(0.2)
+        digest = hashlib.sha256(pingpong_video.read_bytes()).hexdigest()
+        assert provenance["run"]["input"]["sha256"] == digest
+        assert provenance["run"]["software"]["name"] == "monomocap" and provenance["run"]["config"]
         unknown = client.request("nonsense")
         assert not unknown["ok"] and "unknown cmd" in unknown["error"]
         garbage = raw_request(run.control, [b"\xc1\xff garbage"])

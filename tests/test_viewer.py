@@ -10,6 +10,8 @@ screenshots for humans are written under tmp_path; their paths are printed (``py
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -275,7 +277,26 @@ def test_keys_pause_record_and_quit(
     assert len(saved) == 1 and "saved" in seen["saved_status"]
     n_recorded = sum(t == "pose.markers" for t, _ in messages[len(messages) // 2 :])
     assert len(saved[0].read_text().splitlines()) == 6 + n_recorded, "every received frame"
+    run = json.loads(saved[0].with_suffix(".run.json").read_text())
+    assert run["recording"]["frames"] == n_recorded and run["pipeline"] == "unknown"
     assert seen["quits"] == [True] and seen["feed_closed"]
+
+
+def test_a_viewer_recording_names_the_run_that_made_it(
+    live: LiveSession, pingpong_video: Path
+) -> None:
+    """The live window's ``r`` recording has a run.json: the pipeline's command, settings,
+    models and input with their hashes, from the control socket's ``run`` reply."""
+    saved = sorted(live.record_dir.glob("pingpong_*.trc"))
+    assert saved, "the live window saved no recording"
+    run = json.loads(saved[0].with_suffix(".run.json").read_text())
+    frames = len(saved[0].read_text().splitlines()) - 6
+    assert run["recording"]["frames"] == frames > 0 and run["recording"]["source_id"] == "pingpong"
+    pipeline = run["pipeline"]
+    assert pipeline["software"]["name"] == "monomocap" == run["viewer"]["name"]
+    assert pipeline["input"]["sha256"] == hashlib.sha256(pingpong_video.read_bytes()).hexdigest()
+    assert any(m["path"].endswith(".onnx") and len(m["sha256"]) == 64 for m in pipeline["models"])
+    assert "run_live.py" in " ".join(pipeline["command"]) and pipeline["config"]["subject"]
 
 
 def test_closing_the_window_quits(

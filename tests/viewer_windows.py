@@ -66,6 +66,7 @@ class ListFeed:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
+        self.run: dict[str, Any] | None = None  # no control socket: no pipeline provenance
         self.pending: Messages = []
         self.closed = False
 

@@ -1,8 +1,9 @@
 """The control socket: a REP server that answers what an external program needs to know.
 
 Requests and replies are msgpack maps. ``{"cmd": "version"}``, ``"schema"``, ``"markers"``,
-``"angles"``, ``"ik_coordinates"``, ``"ports"`` and ``"status"`` are answered with
-``{"ok": true, ...}``; anything else (unknown command, garbage bytes, a message over
+``"angles"``, ``"ik_coordinates"``, ``"ports"``, ``"status"`` and ``"run"`` (the run's
+provenance, as its ``run.json`` holds it, for a client that records the stream) are answered
+with ``{"ok": true, ...}``; anything else (unknown command, garbage bytes, a message over
 ``MAX_REQUEST_BYTES``) gets ``{"ok": false, "error": "..."}`` and the server keeps serving.
 ZeroMQ itself drops peers that send more than ``MAX_MESSAGE_BYTES`` so a hostile client
 cannot exhaust memory. With CURVE (``transports/keys.py``) only clients with a known key
@@ -35,9 +36,11 @@ class ControlServer:
         angle_names: tuple[str, ...] = (),
         security: Mapping[int, int | bytes] | None = None,
         ik_names: tuple[str, ...] = (),
+        run: Callable[[], dict[str, Any] | None] | None = None,
     ) -> None:
         """``security``: socket options such as ``CurveServer.options`` (transports/keys.py);
-        ``ik_names``: the coordinates of ``pose.ik`` (with --ik)."""
+        ``ik_names``: the coordinates of ``pose.ik`` (with --ik); ``run``: the provenance,
+        None while it is still being gathered (the reply then says to ask again)."""
         self.socket = context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
@@ -48,6 +51,7 @@ class ControlServer:
         self._status = status
         self._angle_names = angle_names
         self._ik_names = ik_names
+        self._run = run
 
     def poll_once(self) -> bool:
         """Answer one pending request, if any; True when one was answered."""
@@ -74,10 +78,20 @@ class ControlServer:
         handler = self._handlers().get(request["cmd"])
         if handler is None:
             return _error(f"unknown cmd {request['cmd']!r}; known: {sorted(self._handlers())}")
-        return {"ok": True, **handler()}
+        reply = handler()
+        return reply if "error" in reply else {"ok": True, **reply}
+
+    def _run_reply(self) -> dict[str, Any]:
+        if self._run is None:
+            return _error("this control socket has no run provenance")
+        run = self._run()
+        if run is None:
+            return _error("the run's provenance is not ready yet (hashing input and models): retry")
+        return {"run": run}
 
     def _handlers(self) -> dict[str, Callable[[], dict[str, Any]]]:
         return {
+            "run": self._run_reply,
             "version": lambda: {"version": API_VERSION},
             "schema": lambda: {"schema": schema(self._angle_names, self._ik_names)},
             "markers": lambda: {"markers": schema()["markers"]},

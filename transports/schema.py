@@ -23,7 +23,8 @@ from core.marker_sets import MARKERS_64
 #      models/confidence.py)
 #      pose.ik (OpenSim coordinates of each frame with run_live --ik); the schema's
 #      ik_coordinates names them
-#      pose.markers fps (the source's nominal frame rate; LSL's nominal rate)
+#      pose.markers fps (the source's nominal frame rate; LSL's nominal rate); the control
+#      socket's run command (the run's provenance)
 API_VERSION = "1.3"
 
 COORDINATES = (

@@ -3,8 +3,9 @@
 A SUB socket is drained without blocking from the window's timer, so the window never
 waits for the engine and the engine never waits for the window: when the window is slow,
 ZeroMQ drops messages for it alone. The marker and angle names come from one
-``{"cmd": "schema"}`` request on the control socket, sent without blocking and sent again
-on a fresh socket if the engine did not answer in time (it may still be starting).
+``{"cmd": "schema"}`` request on the control socket, then the run's provenance (for the
+recordings' ``run.json``) from ``{"cmd": "run"}``; each is sent without blocking and sent
+again on a fresh socket if the engine did not answer in time (it may still be starting).
 """
 
 from __future__ import annotations
@@ -74,11 +75,14 @@ class StreamFeed:
         self._request: zmq.Socket | None = None
         self._asked_at = 0.0
         self.schema: dict[str, Any] | None = None
+        self.run: dict[str, Any] | None = None  # the run's provenance, once answered
 
     def poll(self, max_messages: int = 1000) -> FeedUpdate:
         """Everything waiting now (at most ``max_messages``), without blocking."""
         if self.schema is None:
-            self._ask_schema()
+            self._ask("schema")
+        elif self.run is None:
+            self._ask("run")
         update = FeedUpdate()
         for _ in range(max_messages):
             message = self._subscriber.recv(timeout_s=0)
@@ -87,17 +91,19 @@ class StreamFeed:
             update.add(*message)
         return update
 
-    def _ask_schema(self) -> None:
-        """Send the schema request, read its answer when there is one, retry when stale."""
+    def _ask(self, cmd: str) -> None:
+        """Send the request ``cmd``, read its answer into the attribute of that name when
+        there is one, ask again once the last request is ``SCHEMA_RETRY_S`` old."""
         now = time.monotonic()
         if self._request is not None and self._request.poll(0):
             reply = msgpack.unpackb(self._request.recv(), raw=False)
             self._close_request()
             if reply.get("ok"):
-                self.schema = reply["schema"]
+                setattr(self, cmd, reply[cmd])
+                self._asked_at = 0.0  # the next request goes out at once
                 return
-        if self._request is not None and now - self._asked_at < SCHEMA_RETRY_S:
-            return
+        if self._asked_at and now - self._asked_at < SCHEMA_RETRY_S:
+            return  # an answer (or a retry after a refusal) is not due yet
         self._close_request()
         self._request = self._context.socket(zmq.REQ)
         self._request.linger = 0
@@ -106,7 +112,7 @@ class StreamFeed:
         self._request.connect(self._control)
         self._asked_at = now
         try:
-            self._request.send(msgpack.packb({"cmd": "schema"}), zmq.NOBLOCK)
+            self._request.send(msgpack.packb({"cmd": cmd}), zmq.NOBLOCK)
         except zmq.Again:  # no pipe yet: this socket is replaced at the next retry
             pass
 

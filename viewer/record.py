@@ -4,17 +4,23 @@ It records what the window was sent, so it needs no access to the pipeline: fram
 window missed while busy are simply absent (the time column keeps each frame's media
 time, which OpenSim reads). The file appears only when recording stops (``TrcWriter`` is
 atomic); a recording cut short by a crash leaves no partial file under the final name.
+Beside it, ``<same name>.run.json`` says what made it: the recording (source, frames,
+times), this viewer's software, and the pipeline's provenance from the control socket's
+``run`` reply (its command, configuration, models and input with their hashes).
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.atomic import AtomicFile
+from core.provenance import UNKNOWN, plain, software, utc_now
 from core.trc import TrcWriter
 
 
@@ -26,6 +32,8 @@ class ViewerRecorder:
         self._writer: TrcWriter | None = None
         self._first_s: float | None = None
         self._last_s = 0.0
+        self._started = ""
+        self._source_id = ""
 
     @property
     def recording(self) -> bool:
@@ -38,6 +46,7 @@ class ViewerRecorder:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._writer = TrcWriter(path, names, rate=0.0)
         self._first_s = None
+        self._started, self._source_id = utc_now(), source_id
         return path
 
     def add(self, message: dict[str, Any]) -> None:
@@ -50,8 +59,10 @@ class ViewerRecorder:
         self._last_s = media_s
         self._writer.add(media_s - self._first_s, np.asarray(message["markers"]))
 
-    def stop(self) -> Path | None:
-        """Finish the file (rate = frames recorded per second of media); its path or None."""
+    def stop(self, run: Mapping[str, Any] | None = None) -> Path | None:
+        """Finish the file (rate = frames recorded per second of media) and its ``run.json``
+        (``run``: the control socket's provenance, None if it never answered); the TRC's
+        path or None."""
         writer, self._writer = self._writer, None
         if writer is None:
             return None
@@ -60,4 +71,21 @@ class ViewerRecorder:
             return None
         span = max(self._last_s - self._first_s, 1e-6)
         writer.rate = (writer.n_frames - 1) / span
-        return writer.finish()
+        record = {
+            "recording": {
+                "file": writer.path.name,
+                "source_id": self._source_id,
+                "frames": writer.n_frames,
+                "rate_hz": writer.rate,
+                "media_time_s": [self._first_s, self._last_s],
+                "started": self._started,
+                "ended": utc_now(),
+                "recorded_by": "viewer (the frames the window received)",
+            },
+            "viewer": software(),
+            "pipeline": dict(run) if run is not None else UNKNOWN,
+        }
+        path = writer.finish()
+        with AtomicFile(path.with_suffix(".run.json")) as f:
+            f.write(json.dumps(plain(record), indent=2, allow_nan=False) + "\n")
+        return path

@@ -231,7 +231,7 @@ class LiveWindow:
     def toggle_recording(self) -> None:
         """Start recording the received markers, or stop and save the file."""
         if self.recorder.recording:
-            path = self.recorder.stop()
+            path = self.recorder.stop(self.feed.run)
             self.note = f"saved {path}" if path else "recording too short: nothing saved"
         elif not self._names or self.newest is None:
             self.note = "nothing to record yet"

@@ -75,6 +75,7 @@ class LiveSession:
         self.source = ""
         self.error = ""
         self.angle_names: list[str] = []
+        self.run: dict[str, Any] | None = None  # the pipeline's provenance, for run.json
         self.recorder = ViewerRecorder(self.data / "live")
         self.recorded: list[str] = []
         self._proc: asyncio.subprocess.Process | None = None
@@ -110,7 +111,7 @@ class LiveSession:
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
             preexec_fn=die_with_parent,
         )  # fmt: skip
-        self.source, self.error, self.angle_names = source, "", []
+        self.source, self.error, self.angle_names, self.run = source, "", [], None
         self._loop = asyncio.get_running_loop()
         self._stop_bridge.clear()
         self._bridge = threading.Thread(target=self._read_stream, daemon=True)
@@ -156,7 +157,7 @@ class LiveSession:
             self.recorder.start(Path(self.source).stem or "live", MARKERS_64)
 
     def stop_recording(self) -> str | None:
-        path = self.recorder.stop()
+        path = self.recorder.stop(self.run)
         if path is not None:
             self.recorded.append(path.name)
         return path.name if path is not None else None
@@ -168,6 +169,8 @@ class LiveSession:
             while not self._stop_bridge.is_set():
                 if not self.angle_names:
                     self._ask_angles(client)
+                elif self.run is None:
+                    self._ask_run(client)
                 message = subscriber.recv(POLL_S)
                 if message is not None:
                     topic, payload = message
@@ -181,6 +184,15 @@ class LiveSession:
             return
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._broadcast, {"type": "state", **self.state()})
+
+    def _ask_run(self, client: PoseClient) -> None:
+        """The run's provenance; refused while the sink still hashes the input: asked again."""
+        try:
+            reply = client.request("run", timeout_s=POLL_S)
+        except ControlTimeout:
+            return
+        if reply.get("ok"):
+            self.run = reply["run"]
 
     def _deliver(self, topic: str, payload: dict[str, Any]) -> None:
         """On the event loop: record, then hand a browser-sized copy to each browser."""

@@ -62,6 +62,5 @@ def job_config(options: Mapping[str, Any]) -> dict[str, Any]:
     line naming the flag) for a value the schema refuses."""
     parser = OneLineParser(prog="job")
     add_pipeline_flags(parser)
-    parser.add_argument("--ik", action="store_true", default=None)
     args: argparse.Namespace = parser.parse_args(offline_flags(options))
     return config_from_args(args)
