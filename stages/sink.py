@@ -99,6 +99,7 @@ def sink_main(
         }
 
     ports = {"publish": graph.publish, "control": graph.control}
+
     def run() -> dict[str, Any] | None:
         """The run's provenance for the control socket (None while hashes are computed)."""
         if not provenance.ready:
