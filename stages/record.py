@@ -239,6 +239,15 @@ class Recorder(Sink):
             with AtomicFile(osim) as f:
                 f.write(files.ik_model)
             written.append(osim)
+        else:  # the files are still written (every frame a NaN row): say why they are empty
+            print(
+                f"note: {source_id}: IK solved no frame: the recording ended before "
+                f"[opensim] scale_s = {self.config['opensim']['scale_s']} s of frames with the "
+                "whole person in view scaled the model; record longer, or give a model with "
+                "--osim or --static",
+                file=sys.stderr,
+                flush=True,
+            )
         errors = np.array(files.ik_errors)
         written += write_ik_results(
             folder,
