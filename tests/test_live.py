@@ -381,6 +381,28 @@ def test_live_ik_scales_from_the_first_frames_and_publishes_pose_ik(
     assert not (REPO / "opensim.log").exists()
 
 
+def test_live_ik_that_never_scaled_says_so(
+    tmp_path: Path, live_run: Callable[..., LiveRun]
+) -> None:
+    """A session shorter than [opensim] scale_s: the IK files hold only NaN rows, no model
+    is written, and one note line says why and what to do."""
+    config = tmp_path / "ik.toml"
+    config.write_text("[opensim]\nscale_s = 10.0\n")  # the 100-frame demo lasts 1.7 s
+    out = tmp_path / "live"
+    run = live_run(
+        "--source", demo_video("cam02"), "--lossless", "--ik", "--config", config,
+        "--record", out,
+    )  # fmt: skip
+    code, _, err = run.finish(timeout=300)
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if "IK solved no frame" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: cam02:") and "--osim" in notes[0]
+    folder = out / "cam02"
+    assert not (folder / "cam02_scaled.osim").exists()
+    _, table = read_mot(folder / "cam02_ik.mot")
+    assert len(table) == 100 and np.isnan(table[:, 1:]).all()
+
+
 def raw_request(endpoint: str, frames: list[bytes]) -> dict | None:
     """Send raw frames to the control socket; the reply map, or None without reply in 2 s."""
     req = zmq.Context.instance().socket(zmq.REQ)
