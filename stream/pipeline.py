@@ -56,6 +56,20 @@ class StageError(RuntimeError):
     """A stage raised while processing a frame; the message names the stage and frame."""
 
 
+def interruption_behind(exc: BaseException) -> BaseException | None:
+    """The Ctrl-C, SIGTERM or exit that ``exc`` wraps, if any. A signal handler that raises
+    while a compiled (numba) function runs surfaces as ``SystemError: ... returned a result
+    with an exception set`` chained to the handler's exception: that is a stop, not a bug."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if not isinstance(link, Exception):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return None
+
+
 def run_inline(stages: Sequence[Stage], packet: Packet) -> Packet | None:
     """Pass one packet through every stage in order; ``None`` if a stage dropped it. Each
     stage gets read-only arrays, exactly as it would from a socket in live mode."""
@@ -65,6 +79,8 @@ def run_inline(stages: Sequence[Stage], packet: Packet) -> Packet | None:
         try:
             packet = stage(packet)
         except Exception as exc:
+            if (interruption := interruption_behind(exc)) is not None:
+                raise interruption from None
             raise StageError(
                 f"stage '{stage.name}' failed on frame {frame} of {packet.source_id}: "
                 f"{type(exc).__name__}: {exc}"

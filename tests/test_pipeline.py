@@ -42,6 +42,19 @@ class CopiesFirst(Stage):
         return packet
 
 
+class InterruptedInCompiledCode(Stage):
+    """What CPython raises when a signal handler raised while a numba function ran: the
+    dispatcher returns a result with the handler's exception set (CI saw it in 'fit')."""
+
+    name = "compiled"
+
+    def process(self, packet: Packet) -> Packet:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as stop:
+            raise SystemError("CPUDispatcher returned a result with an exception set") from stop
+
+
 def frame() -> Packet:
     return Packet("cam", 0, 0, 0.0, (4, 4), image=np.zeros((4, 4, 3), np.uint8))
 
@@ -70,3 +83,8 @@ def test_a_bad_live_config_fails_before_the_supervisor_creates_anything(
     with pytest.raises(ConfigError, match="transport"):
         Supervisor(bad, LiveOptions(source="0"))
     assert not list(tmp_path.iterdir()), "no run folder, no socket, nothing"
+
+
+def test_a_signal_inside_compiled_code_stays_a_signal_not_a_stage_failure() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        run_inline([AddsMarkers(), InterruptedInCompiledCode()], frame())
