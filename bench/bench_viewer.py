@@ -15,33 +15,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.arrivals import MarkerArrivals, free_port
 from bench.clips import paced_clip, read_frames
 from core.demo_data import demo_video
 from stages.detect import encode_preview
-from transports.queues import Subscriber
 from viewer.app import NO_DISPLAY, display_available
 
 REPO = Path(__file__).resolve().parent.parent
 
 WARM_UP_S = 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def viewer_cpu_s() -> float | None:
@@ -59,39 +51,27 @@ def viewer_cpu_s() -> float | None:
 def one_run(video: Path, seconds: float, viewer: bool) -> dict[str, float]:
     """Published fps, latency p50 and the window's CPU % for one run of run_live.py."""
     publish, control = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
-    arrivals: list[float] = []
-    latencies: list[float] = []
     cpu: list[tuple[float, float]] = []  # (wall time, window CPU seconds)
-    stop = threading.Event()
-    subscriber = Subscriber(publish, ("pose.markers",))
 
-    def collect() -> None:
-        with subscriber:
-            while not stop.is_set():
-                message = subscriber.recv(timeout_s=0.1)
-                now = time.monotonic()
-                if message is not None:
-                    arrivals.append(now)
-                    latencies.append((time.monotonic_ns() - message[1]["timestamp_ns"]) / 1e6)
-                if viewer and arrivals and (not cpu or now - cpu[-1][0] > 0.5):
-                    used = viewer_cpu_s()
-                    if used is not None:
-                        cpu.append((now, used))
+    def sample_cpu(now: float) -> None:
+        if viewer and arrivals.seen and (not cpu or now - cpu[-1][0] > 0.5):
+            used = viewer_cpu_s()
+            if used is not None:
+                cpu.append((now, used))
 
-    thread = threading.Thread(target=collect, daemon=True)
-    thread.start()
     command = [sys.executable, "run_live.py", "--source", str(video), "--duration", str(seconds)]
     command += ["--publish", publish, "--control", control] + ([] if viewer else ["--no-viewer"])
-    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=seconds + 120)
+    arrivals = MarkerArrivals(publish, sample_cpu)
+    with arrivals:
+        run = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                             timeout=seconds + 120)  # fmt: skip
     if run.returncode != 0:
         raise SystemExit(f"run_live.py failed ({run.returncode}): {run.stderr[-2000:]}")
-    stop.set()
-    thread.join(5)
-    start = arrivals[0] + WARM_UP_S
-    steady = [t for t in arrivals if t >= start]
+    start = arrivals.seen[0].received_s + WARM_UP_S
+    steady = [a for a in arrivals.seen if a.received_s >= start]
     result = {
-        "fps": (len(steady) - 1) / (steady[-1] - steady[0]),
-        "latency_ms": statistics.median(latencies[len(arrivals) - len(steady) :]),
+        "fps": (len(steady) - 1) / (steady[-1].received_s - steady[0].received_s),
+        "latency_ms": statistics.median(a.latency_ms for a in steady),
     }
     if len(cpu) >= 2:
         (t0, c0), (t1, c1) = cpu[0], cpu[-1]

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -30,9 +28,9 @@ from typing import Any
 import numpy as np
 from playwright.sync_api import sync_playwright
 
+from bench.arrivals import MarkerArrivals, free_port
 from bench.clips import paced_clip, read_frames
 from core.demo_data import demo_video
-from transports.queues import Subscriber
 
 REPO = Path(__file__).resolve().parent.parent
 WARM_UP_S = 3.0  # after the first published frame: stage processes settle
@@ -40,12 +38,6 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(url: str, method: str = "GET", body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -57,35 +49,19 @@ def call(url: str, method: str = "GET", body: dict[str, Any] | None = None) -> d
 
 def one_run(url: str, publish: str, seconds: float, page: Any | None) -> dict[str, float]:
     """Start the live session, measure ``seconds`` of steady state, stop it."""
-    arrivals: list[tuple[float, int, float]] = []  # (receipt time, frame index, latency ms)
-    stop = threading.Event()
-    subscriber = Subscriber(publish, ("pose.markers",))
-
-    def collect() -> None:
-        with subscriber:
-            while not stop.is_set():
-                message = subscriber.recv(timeout_s=0.1)
-                if message is not None:
-                    payload = message[1]
-                    latency = (time.monotonic_ns() - payload["timestamp_ns"]) / 1e6
-                    arrivals.append((time.monotonic(), int(payload["frame_index"]), latency))
-
-    thread = threading.Thread(target=collect, daemon=True)
-    thread.start()
-    call(f"{url}/api/live", "POST", {"source": "clip.mp4"})
-    deadline = time.monotonic() + 180
-    while not arrivals and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if not arrivals:
-        raise SystemExit("error: the live session published nothing in 180 s")
-    time.sleep(WARM_UP_S)
-    start, drawn0 = time.monotonic(), page.evaluate("window.framesDrawn") if page else 0
-    time.sleep(seconds)
-    end, drawn1 = time.monotonic(), page.evaluate("window.framesDrawn") if page else 0
-    call(f"{url}/api/live", "DELETE")
-    stop.set()
-    thread.join(5)
-    steady = [(i, ms) for t, i, ms in arrivals if start <= t <= end]
+    with MarkerArrivals(publish) as arrivals:
+        call(f"{url}/api/live", "POST", {"source": "clip.mp4"})
+        deadline = time.monotonic() + 180
+        while not arrivals.seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not arrivals.seen:
+            raise SystemExit("error: the live session published nothing in 180 s")
+        time.sleep(WARM_UP_S)
+        start, drawn0 = time.monotonic(), page.evaluate("window.framesDrawn") if page else 0
+        time.sleep(seconds)
+        end, drawn1 = time.monotonic(), page.evaluate("window.framesDrawn") if page else 0
+        call(f"{url}/api/live", "DELETE")
+    steady = [(i, ms) for t, i, ms in arrivals.seen if start <= t <= end]
     indices = [i for i, _ in steady]
     result = {
         "published": len(set(indices)) / (max(indices) - min(indices) + 1),
