@@ -12,7 +12,10 @@ the real CMU actor skeletons (tier A subjects 001, 002; head-top-to-floor as hei
 hips and shoulders moved to MediaPipe's landmark positions (models/training/landmark_offsets.py):
 hip width, trunk sides and thighs are scaled by the median length ratio after / before.
 With those hips the trunk (mid-hip to mid-shoulder) is height / 2.85; at the joint centres
-it is height / 3.2, not the height / 3.4 an earlier seed assumed.
+it is height / 3.2, not the height / 3.4 an earlier seed assumed. Forearms end at
+MediaPipe's wrist landmark, ``FOREARM_PER_UPPER_ARM`` x the upper arm (the training data's
+wrists are moved there too, models/training/landmark_offsets.py; CMU's radius is 0.68 x
+the upper arm).
 """
 
 from __future__ import annotations
@@ -22,8 +25,13 @@ from numba import njit
 
 from models.skeleton import LIMBS, N_JOINTS
 
+# MediaPipe's elbow->wrist / shoulder->elbow on Demo_MultiPerson (median, multi-view
+# triangulated; models/training/fit_landmark_offsets.py measures it).
+FOREARM_PER_UPPER_ARM = 0.834
+UPPER_ARM = 0.1783
+FOREARM = round(FOREARM_PER_UPPER_ARM * UPPER_ARM, 4)
 BONE_RATIOS = np.array([
-    0.1408, 0.3522, 0.3522, 0.2333, 0.1783, 0.1212, 0.1783, 0.1212, 0.2292, 0.2621,
+    0.1408, 0.3522, 0.3522, 0.2333, UPPER_ARM, FOREARM, UPPER_ARM, FOREARM, 0.2292, 0.2621,
     0.2292, 0.2621, 0.1751, 0.1751, 0.0559, 0.1204, 0.0559, 0.1204,
 ])  # fmt: skip
 LIMB_WEIGHT = 1.0

@@ -89,6 +89,20 @@ def test_injected_swaps_are_counted_by_kind(truth) -> None:
     assert figures["limb_deg"] > 5  # the swapped frames count as errors
 
 
+def test_flexion_sides_tell_which_side_is_off(truth) -> None:
+    """Left and right given each other's labels: each side's output is the other side's
+    reference and the biases are their difference; the output as it is has none."""
+    swapped = measure_accuracy.flexion_sides(as_output(truth)[:, relabelled("body")], truth)
+    same = measure_accuracy.flexion_sides(as_output(truth, heading_deg=40.0), truth)
+    for name in ("knee", "hip", "elbow"):
+        flex = swapped[name]
+        assert flex["output_median"] == flex["reference_median"][::-1]
+        assert flex["bias"][0] == pytest.approx(-flex["bias"][1], abs=0.11)
+        assert same[name]["bias"] == [0.0, 0.0]
+        assert same[name]["output_median"] == same[name]["reference_median"]
+    assert abs(swapped["elbow"]["bias"][0]) > 1.0, "the clip's elbows differ: a test that can fail"
+
+
 def test_relabelling_exchanges_only_its_part() -> None:
     assert (relabelled("body") == FLIP_JOINTS).all()
     arms = relabelled("arms")

@@ -156,7 +156,7 @@ def test_landmark_offsets_move_every_layout_to_mediapipe_proportions(clips) -> N
             if layout != "cmu_asf31":
                 assert got[key] == pytest.approx(want, rel=0.03), (layout, key)
     raw_clip = load_clips(MOCAP_FIXTURE_DIR, adapt=False)[0].joints.astype(np.float64)
-    moved = apply_offsets(raw_clip, (0.0, 0.0, 0.0))
+    moved = apply_offsets(raw_clip, (0.0, 0.0, 0.0, 0.0))
     np.testing.assert_array_equal(moved, raw_clip)  # zero offsets change nothing
 
 

@@ -2,7 +2,8 @@
 MediaPipe's proportions on the tuning demo, triangulated from the other cameras.
 
 ``uv run python -m models.training.fit_landmark_offsets --cache mp_multi.npz`` prints the new
-``TARGET`` and ``OFFSETS`` to paste into landmark_offsets.py.
+``TARGET`` and ``OFFSETS`` to paste into landmark_offsets.py (the forearm's target into
+``FOREARM_PER_UPPER_ARM`` of models/pof_solver.py, which the runtime skeleton shares).
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ follows the other person of Demo_MultiPerson (``SAME_PERSON``) are skipped. Figu
 error (14 COCO limbs, after one rotation per clip), 3-point flexion RMSE of knee, hip and
 elbow, vertical error, share of left/right-swapped frames; each with a 95% moving-block
 bootstrap interval over frames (``--block`` frames per block, ``--resamples``, fixed seed).
+Per camera the JSON also holds each flexion's median, output and reference, and its mean
+signed error, left and right (``flexion_deg``): whether an RMSE is a bias, and which way.
 
 Demo_MultiPerson is for tuning; Demo_SinglePerson is the test set: report it, never tune.
 """
@@ -38,10 +40,12 @@ from core.marker_sets import indices
 from core.packet import Packet
 from models.skeleton import JOINTS, LIMB_NAMES, MEDIAPIPE_INDEX, J, unit
 from models.training.accuracy import (
+    FLEXIONS,
     LIMB_GROUPS,
     Clip,
     angle_deg,
     bootstrap,
+    flexion,
     kabsch,
     limb_errors,
 )
@@ -291,6 +295,7 @@ def measure(
             "swap_frames": {},
             "meta_flags": {},
             "per_limb_deg": {},
+            "flexion_deg": {},
         }
         for c, camera in enumerate(DEMO_CAMERAS):
             config = variant_configs([name], camera_overrides(camera, calibrated, demo))[name]
@@ -341,6 +346,7 @@ def camera_clip(
         for part in LIMB_GROUPS
     }
     info["per_limb_deg"][camera] = per_limb(clip)
+    info["flexion_deg"][camera] = flexion_sides(out, truth)
     return clip
 
 
@@ -359,6 +365,22 @@ def per_limb(clip: Clip) -> dict[str, float]:
     errors = limb_errors(clip.out_units, clip.true_units, kabsch(clip.out_units, clip.true_units))
     return {f"{a}-{b}": round(float(e), 1)
             for (a, b), e in zip(LIMB_NAMES[:14], np.nanmean(errors, 0), strict=True)}  # fmt: skip
+
+
+def flexion_sides(out: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, list[float]]]:
+    """Per 3-point flexion, left and right: the output's and the reference's median angle and
+    the mean signed difference (output - reference), degrees. An RMSE alone cannot tell a
+    bias from noise, nor a joint pulled toward common angles from one that is offset."""
+    out_flex = {name: flexion(out, name) for name in FLEXIONS}
+    true_flex = {name: flexion(truth, name) for name in FLEXIONS}
+
+    def rounded(x: np.ndarray) -> list[float]:
+        return [round(float(v), 1) for v in x]
+
+    return {name: {"output_median": rounded(np.nanmedian(out_flex[name], 0)),
+                   "reference_median": rounded(np.nanmedian(true_flex[name], 0)),
+                   "bias": rounded(np.nanmean(out_flex[name] - true_flex[name], 0))}
+            for name in FLEXIONS}  # fmt: skip
 
 
 FIGURES = {  # JSON key -> markdown column

@@ -13,6 +13,8 @@ CUDA), from the same code on the training device (models/training/pairs_torch.py
 The learning-rate schedule is a function of the step (over ``--steps``), so training can be
 split across invocations: each one stops at ``--minutes``, ``--stop-at``, SIGTERM or SIGINT
 with a checkpoint in --out (models/training/checkpoint.py), and ``--resume`` continues it exactly.
+``--init-onnx`` starts from an exported network's weights instead of random ones (fine-tuning
+on changed data, models/training/onnx_weights.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from models.features import N_FEATURES
 from models.training import checkpoint
 from models.training.corruption import NoiseModel
 from models.training.mocap import load_clips, split
+from models.training.onnx_weights import load_onnx_weights
 from models.training.pairs import Batch, PairGenerator
 from models.training.pairs_torch import TorchPairGenerator
 from models.training.pof_net import PRIOR_FEATURES, build
@@ -97,9 +100,9 @@ def evaluate(model: torch.nn.Module, batches: list[Batch]) -> dict[str, float]:
 
 # Arguments that define the run: a resumed run must keep them (the others are per invocation).
 RUN_ARGS = ("model", "dim", "layers", "global_context", "seq_len", "window", "batch", "steps",
-            "lr", "seed", "generator")  # fmt: skip
+            "lr", "seed", "generator", "init_onnx")  # fmt: skip
 # What checkpoints written before a run argument existed did.
-RUN_ARGS_BEFORE = {"generator": "numpy"}
+RUN_ARGS_BEFORE = {"generator": "numpy", "init_onnx": None}
 WARMUP = 0.02  # fraction of --steps with a linear learning-rate ramp
 
 
@@ -133,6 +136,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=20000, help="length of the LR schedule")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--init-onnx",
+        default=None,
+        help="start from this exported network's weights (same architecture)",
+    )
     ap.add_argument(
         "--minutes",
         type=float,
@@ -219,7 +227,13 @@ def main() -> None:
     # validation: the same numpy batches whichever generator trains
     val_gen = PairGenerator(val_clips, args.seq_len, noise, False, 12345, args.window)
     val = [val_gen.sample(256) for _ in range(args.val_batches)]
-    model = build(args.model, args.dim, args.layers, args.global_context, args.window).to(device)
+    model = build(args.model, args.dim, args.layers, args.global_context, args.window)
+    if args.init_onnx is not None and ckpt is None:
+        try:
+            load_onnx_weights(model, Path(args.init_onnx))
+        except (OSError, ValueError) as e:
+            fail(f"--init-onnx: {e}")
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     args.out.mkdir(parents=True, exist_ok=True)
     config = {"model": args.model, "dim": args.dim, "layers": args.layers,
