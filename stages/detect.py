@@ -21,7 +21,8 @@ With a calibration that has lens distortion (``[camera] calibration``), the 2D l
 are undistorted (core/intrinsics.py ``undistort``) before they leave this stage: every
 later stage and the raw-landmarks CSV see the pixels of an ideal pinhole of the same K.
 During the first ``[camera] level_s`` seconds without a calibrated pose, sampled frames
-also carry ``data["scene_segments"]`` (stages/scene_lines.py) for levelling.
+with a person also carry ``data["scene_image"]``, a small grey copy of the frame in which
+the markers stage finds the scene's lines for levelling (stages/scene_lines.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from core.intrinsics import CameraMatrices, undistort
 from core.packet import Packet
 from core.stage import Stage
 from stages.person_lock import Body, LockSettings, PersonLock
-from stages.scene_lines import LINE_INTERVAL_S, scene_segments
+from stages.scene_lines import LINE_INTERVAL_S, line_image
 
 N_LANDMARKS = 33
 LOCK_STATES = {
@@ -104,8 +105,8 @@ class MediaPipeDetector(Stage):
         if detect["person_lock"]:
             self._lock_settings = LockSettings.from_config(detect)
         self.camera = CameraMatrices(config)
+        self.undistort = self.camera.distorted
         calibration = self.camera.calibration
-        self.undistort = calibration is not None and bool(np.any(calibration.dist != 0))
         posed = calibration is not None and calibration.R is not None
         self.line_seconds = 0.0 if posed else float(config["camera"]["level_s"])
         self._spare = self._new_tracker()  # load the model now, not on the first frame
@@ -150,7 +151,7 @@ class MediaPipeDetector(Stage):
         return packet
 
     def _sample_lines(self, packet: Packet, found: Landmarks | None) -> None:
-        """Scene segments of one frame per ``LINE_INTERVAL_S`` in the levelling seconds."""
+        """The line image of one frame per ``LINE_INTERVAL_S`` in the levelling seconds."""
         if self.line_seconds <= 0:
             return
         time_s = packet.media_time_s
@@ -160,11 +161,8 @@ class MediaPipeDetector(Stage):
         if time_s < due or time_s - first > self.line_seconds:
             return
         self._lines[packet.source_id] = (first, time_s + LINE_INTERVAL_S)
-        segments = scene_segments(packet.image, found.xy if found else None)
-        if self.undistort and len(segments):
-            K, dist = self.camera(packet.image_size), self.camera.calibration.dist
-            segments = undistort(segments.reshape(-1, 2), K, dist).reshape(-1, 4)
-        packet.data["scene_segments"] = segments
+        if found is not None:  # no person, no lines (scene_segments)
+            packet.data["scene_image"] = line_image(packet.image)
 
     def _hold(self, packet: Packet, rgb: np.ndarray, found: Landmarks | None) -> Landmarks | None:
         """Keep ``found`` only if it is the locked person (policy in the module docstring)."""
