@@ -27,7 +27,12 @@ the markers stage finds the scene's lines for levelling (stages/scene_lines.py).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import cv2
@@ -59,6 +64,37 @@ class Landmarks(NamedTuple):
     z: np.ndarray
     visibility: np.ndarray
     world: np.ndarray
+
+
+def pose_solution() -> ModuleType:
+    """MediaPipe's ``solutions.pose`` module, imported only when a tracker is made: the
+    supervisor and the offline parent import this module for the stage's name and
+    constants, and need none of MediaPipe.
+
+    The ``__init__`` of the ``mediapipe`` and ``mediapipe.python.solutions`` packages import
+    every solution, the tasks API and, for the drawing helpers, matplotlib: 400 modules and
+    ~40 MB of the detect process that detection never uses. So unless the whole package is
+    already imported (by another tool in the same process), both packages are entered as
+    empty modules that only know where their files are: their submodules import as usual.
+    """
+    if "mediapipe" not in sys.modules:
+        from importlib.metadata import version  # here: it imports email, zipfile, csv, ...
+
+        top = importlib.util.find_spec("mediapipe")
+        if top is None or top.origin is None:
+            raise ImportError("mediapipe is not installed (uv sync installs it)")
+        folder = Path(top.origin).parent / "python" / "solutions"
+        package = importlib.util.module_from_spec(top)
+        package.__version__ = version("mediapipe")
+        solutions = importlib.util.spec_from_file_location(
+            "mediapipe.python.solutions",
+            folder / "__init__.py",
+            submodule_search_locations=[str(folder)],
+        )
+        assert solutions is not None
+        sys.modules["mediapipe"] = package
+        sys.modules["mediapipe.python.solutions"] = importlib.util.module_from_spec(solutions)
+    return importlib.import_module("mediapipe.python.solutions.pose")
 
 
 def landmarks_of(result: Any, width: int, height: int) -> Landmarks | None:
@@ -112,12 +148,7 @@ class MediaPipeDetector(Stage):
         self._spare = self._new_tracker()  # load the model now, not on the first frame
 
     def _new_tracker(self) -> Any:
-
-        # Imported here: the supervisor and the offline parent import this module for the
-        # stage's name and constants, and need none of MediaPipe's 100 MB.
-        from mediapipe.python.solutions import pose as mp_pose
-
-        return mp_pose.Pose(**self._settings)
+        return pose_solution().Pose(**self._settings)
 
     def _tracker(self, source_id: str) -> Any:
         tracker = self._trackers.get(source_id)
