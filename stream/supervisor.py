@@ -1,9 +1,9 @@
 """The supervisor: starts the live graph's processes, watches them, stops them cleanly.
 
 * Processes come from a forkserver that has already imported what they all use (the engine
-  core, numpy, ZeroMQ, OpenCV); each imports its own stage's libraries (MediaPipe's
-  TensorFlow Lite, onnxruntime, numba) after the fork, so no process holds another's
-  (``preload_modules``).
+  core, numpy, ZeroMQ, OpenCV) and numba, which three stages use, and frozen it so they
+  share its memory; each imports its own stage's other libraries (MediaPipe's TensorFlow
+  Lite, onnxruntime) after the fork, so no process holds another's (``preload_modules``).
 * Live mode: a stage process that dies is restarted with fresh state and the sink is told
   (``pose.status`` reports restarts); the rest keeps running. Capture too: a camera or
   stream is reopened, a file resumes at the frame after the last one it sent. Lossless
