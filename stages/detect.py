@@ -97,6 +97,18 @@ def pose_solution() -> ModuleType:
     return importlib.import_module("mediapipe.python.solutions.pose")
 
 
+def pose_settings(detect: Mapping[str, Any]) -> dict[str, Any]:
+    """MediaPipe Pose's arguments for ``[detect]``: video mode (tracking), smoothing."""
+    return {
+        "static_image_mode": False,
+        "model_complexity": int(detect.get("model_complexity", 1)),
+        "smooth_landmarks": True,
+        "enable_segmentation": False,
+        "min_detection_confidence": float(detect.get("min_detection_confidence", 0.5)),
+        "min_tracking_confidence": float(detect.get("min_tracking_confidence", 0.5)),
+    }
+
+
 def landmarks_of(result: Any, width: int, height: int) -> Landmarks | None:
     """MediaPipe's result in pixels and metres; None when nobody was detected."""
     if result.pose_landmarks is None:
@@ -127,14 +139,7 @@ class MediaPipeDetector(Stage):
 
     def setup(self, config: Mapping[str, Any]) -> None:
         detect = config.get("detect", {})
-        self._settings = {
-            "static_image_mode": False,
-            "model_complexity": int(detect.get("model_complexity", 1)),
-            "smooth_landmarks": True,
-            "enable_segmentation": False,
-            "min_detection_confidence": float(detect.get("min_detection_confidence", 0.5)),
-            "min_tracking_confidence": float(detect.get("min_tracking_confidence", 0.5)),
-        }
+        self._settings = pose_settings(detect)
         if detect.get("preview", False):
             self.preview_size = int(detect.get("preview_size", 480))
             self.preview_quality = int(detect.get("preview_quality", 70))
