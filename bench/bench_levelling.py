@@ -6,7 +6,7 @@ calibration): for a camera taken as level (the old lab frame), and for the level
 without calibration, at the last frame and averaged over the frames with a person. With
 the calibration (its world frame): the lowest foot marker's height against a multi-view
 triangulation of the same landmark by the other three cameras, in the frames where a foot
-is still. ``--cache DIR`` keeps the detections (with scene lines) between runs;
+is still. ``--cache DIR`` keeps the detections (with the scene-line images) between runs;
 ``--body-only`` drops the scene lines, leaving the body's axis and still feet.
 
     uv run python -m bench.bench_levelling [--cache DIR] [--demo Demo_MultiPerson] [--body-only]
@@ -36,7 +36,7 @@ KEYS = ("landmarks_2d", "landmarks_z", "visibility", "world_3d")
 
 def detections(demo: str, camera: str, cache: Path | None) -> list[Packet]:
     """The detect stage's packets of one demo video (from ``cache`` when there)."""
-    path = cache / f"bench_levelling_{demo}_{camera}.npz" if cache else None
+    path = cache / f"bench_levelling_detect_{demo}_{camera}.npz" if cache else None
     if path and path.exists():
         d = np.load(path)
         packets = []
@@ -44,8 +44,8 @@ def detections(demo: str, camera: str, cache: Path | None) -> list[Packet]:
             p = Packet(camera, f, 0, float(d["time"][f]), tuple(d["size"]))
             p.data = {k: d[k][f] for k in KEYS}
             p.meta = {"person": bool(d["person"][f]), "fps": float(d["fps"])}
-            if f"lines_{f}" in d:
-                p.data["scene_segments"] = d[f"lines_{f}"]
+            if f"scene_{f}" in d:
+                p.data["scene_image"] = d[f"scene_{f}"]
             packets.append(p)
         return packets
     detect = MediaPipeDetector()
@@ -54,8 +54,8 @@ def detections(demo: str, camera: str, cache: Path | None) -> list[Packet]:
     packets = [run_inline([detect], p) for p in source]
     detect.close()
     if path:
-        lines = {f"lines_{p.frame_index}": p.data["scene_segments"] for p in packets
-                 if "scene_segments" in p.data}  # fmt: skip
+        lines = {f"scene_{p.frame_index}": p.data["scene_image"] for p in packets
+                 if "scene_image" in p.data}  # fmt: skip
         np.savez(path, time=[p.media_time_s for p in packets], size=packets[0].image_size,
                  person=[p.meta["person"] for p in packets], fps=source.fps, **lines,
                  **{k: np.stack([p.data[k] for p in packets]) for k in KEYS})  # fmt: skip
@@ -128,7 +128,7 @@ def main() -> None:
     for demo in args.demo or (TUNING_DEMO, TEST_DEMO):
         packets = [detections(demo, camera, args.cache) for camera in DEMO_CAMERAS]
         for p in (p for video in packets for p in video if args.body_only):
-            p.data.pop("scene_segments", None)
+            p.data.pop("scene_image", None)
         cams = demo_cameras(demo)
         print(f"{demo}: vertical error (deg): level camera | levelled last frame, mean | "
               "calibrated: still-foot height - triangulated (m), median [p10, p90]")  # fmt: skip

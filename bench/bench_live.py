@@ -289,7 +289,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         if not args.live_only:
-            alone = mediapipe_alone_fps(video)
+            alone = mediapipe_alone_fps(video, config)
             offline = process_video(video, config, out, build_stages(config), progress=False)
             print(
                 f"offline pipeline (--sequential) {offline.fps:.1f} fps / MediaPipe alone "

@@ -232,3 +232,8 @@ class CameraMatrices:
         if size not in self._cache:
             self._cache[size] = camera_matrix(size, self.fov_deg, self.calibration)
         return self._cache[size]
+
+    @property
+    def distorted(self) -> bool:
+        """The calibration has lens distortion: pixels need ``undistort`` to fit K."""
+        return self.calibration is not None and bool(np.any(self.calibration.dist != 0))

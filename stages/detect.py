@@ -21,12 +21,18 @@ With a calibration that has lens distortion (``[camera] calibration``), the 2D l
 are undistorted (core/intrinsics.py ``undistort``) before they leave this stage: every
 later stage and the raw-landmarks CSV see the pixels of an ideal pinhole of the same K.
 During the first ``[camera] level_s`` seconds without a calibrated pose, sampled frames
-also carry ``data["scene_segments"]`` (stages/scene_lines.py) for levelling.
+with a person also carry ``data["scene_image"]``, a small grey copy of the frame in which
+the markers stage finds the scene's lines for levelling (stages/scene_lines.py).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import cv2
@@ -36,7 +42,7 @@ from core.intrinsics import CameraMatrices, undistort
 from core.packet import Packet
 from core.stage import Stage
 from stages.person_lock import Body, LockSettings, PersonLock
-from stages.scene_lines import LINE_INTERVAL_S, scene_segments
+from stages.scene_lines import LINE_INTERVAL_S, line_image
 
 N_LANDMARKS = 33
 LOCK_STATES = {
@@ -58,6 +64,49 @@ class Landmarks(NamedTuple):
     z: np.ndarray
     visibility: np.ndarray
     world: np.ndarray
+
+
+def pose_solution() -> ModuleType:
+    """MediaPipe's ``solutions.pose`` module, imported only when a tracker is made: the
+    supervisor and the offline parent import this module for the stage's name and
+    constants, and need none of MediaPipe.
+
+    The ``__init__`` of the ``mediapipe`` and ``mediapipe.python.solutions`` packages import
+    every solution, the tasks API and, for the drawing helpers, matplotlib: 400 modules and
+    ~40 MB of the detect process that detection never uses. So unless the whole package is
+    already imported (by another tool in the same process), both packages are entered as
+    empty modules that only know where their files are: their submodules import as usual.
+    """
+    if "mediapipe" not in sys.modules:
+        from importlib.metadata import version  # here: it imports email, zipfile, csv, ...
+
+        top = importlib.util.find_spec("mediapipe")
+        if top is None or top.origin is None:
+            raise ImportError("mediapipe is not installed (uv sync installs it)")
+        folder = Path(top.origin).parent / "python" / "solutions"
+        package = importlib.util.module_from_spec(top)
+        package.__version__ = version("mediapipe")
+        solutions = importlib.util.spec_from_file_location(
+            "mediapipe.python.solutions",
+            folder / "__init__.py",
+            submodule_search_locations=[str(folder)],
+        )
+        assert solutions is not None
+        sys.modules["mediapipe"] = package
+        sys.modules["mediapipe.python.solutions"] = importlib.util.module_from_spec(solutions)
+    return importlib.import_module("mediapipe.python.solutions.pose")
+
+
+def pose_settings(detect: Mapping[str, Any]) -> dict[str, Any]:
+    """MediaPipe Pose's arguments for ``[detect]``: video mode (tracking), smoothing."""
+    return {
+        "static_image_mode": False,
+        "model_complexity": int(detect.get("model_complexity", 1)),
+        "smooth_landmarks": True,
+        "enable_segmentation": False,
+        "min_detection_confidence": float(detect.get("min_detection_confidence", 0.5)),
+        "min_tracking_confidence": float(detect.get("min_tracking_confidence", 0.5)),
+    }
 
 
 def landmarks_of(result: Any, width: int, height: int) -> Landmarks | None:
@@ -90,33 +139,21 @@ class MediaPipeDetector(Stage):
 
     def setup(self, config: Mapping[str, Any]) -> None:
         detect = config.get("detect", {})
-        self._settings = {
-            "static_image_mode": False,
-            "model_complexity": int(detect.get("model_complexity", 1)),
-            "smooth_landmarks": True,
-            "enable_segmentation": False,
-            "min_detection_confidence": float(detect.get("min_detection_confidence", 0.5)),
-            "min_tracking_confidence": float(detect.get("min_tracking_confidence", 0.5)),
-        }
+        self._settings = pose_settings(detect)
         if detect.get("preview", False):
             self.preview_size = int(detect.get("preview_size", 480))
             self.preview_quality = int(detect.get("preview_quality", 70))
         if detect["person_lock"]:
             self._lock_settings = LockSettings.from_config(detect)
         self.camera = CameraMatrices(config)
+        self.undistort = self.camera.distorted
         calibration = self.camera.calibration
-        self.undistort = calibration is not None and bool(np.any(calibration.dist != 0))
         posed = calibration is not None and calibration.R is not None
         self.line_seconds = 0.0 if posed else float(config["camera"]["level_s"])
         self._spare = self._new_tracker()  # load the model now, not on the first frame
 
     def _new_tracker(self) -> Any:
-
-        # Imported here: the supervisor and the offline parent import this module for the
-        # stage's name and constants, and need none of MediaPipe's 100 MB.
-        from mediapipe.python.solutions import pose as mp_pose
-
-        return mp_pose.Pose(**self._settings)
+        return pose_solution().Pose(**self._settings)
 
     def _tracker(self, source_id: str) -> Any:
         tracker = self._trackers.get(source_id)
@@ -150,7 +187,7 @@ class MediaPipeDetector(Stage):
         return packet
 
     def _sample_lines(self, packet: Packet, found: Landmarks | None) -> None:
-        """Scene segments of one frame per ``LINE_INTERVAL_S`` in the levelling seconds."""
+        """The line image of one frame per ``LINE_INTERVAL_S`` in the levelling seconds."""
         if self.line_seconds <= 0:
             return
         time_s = packet.media_time_s
@@ -160,11 +197,8 @@ class MediaPipeDetector(Stage):
         if time_s < due or time_s - first > self.line_seconds:
             return
         self._lines[packet.source_id] = (first, time_s + LINE_INTERVAL_S)
-        segments = scene_segments(packet.image, found.xy if found else None)
-        if self.undistort and len(segments):
-            K, dist = self.camera(packet.image_size), self.camera.calibration.dist
-            segments = undistort(segments.reshape(-1, 2), K, dist).reshape(-1, 4)
-        packet.data["scene_segments"] = segments
+        if found is not None:  # no person, no lines (scene_segments)
+            packet.data["scene_image"] = line_image(packet.image)
 
     def _hold(self, packet: Packet, rgb: np.ndarray, found: Landmarks | None) -> Landmarks | None:
         """Keep ``found`` only if it is the locked person (policy in the module docstring)."""

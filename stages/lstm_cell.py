@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
+
+if TYPE_CHECKING:
+    import onnx
 
 # Activation each of the four Split outputs must feed in a Keras LSTM cell (i, f, c, o).
 _KERAS_GATES = ("Sigmoid", "Sigmoid", "Tanh", "Sigmoid")
@@ -55,6 +57,11 @@ class LstmStack:
     @classmethod
     def from_onnx(cls, path: str | Path) -> LstmStack:
         """Read the weights of a tf2onnx Keras ``LSTM* -> TimeDistributed(Dense)`` graph."""
+        # Imported here: the live sink imports the augment stage's module for its file names
+        # (run.json), and onnx with protobuf would cost it ~10 MB it never uses.
+        import onnx
+        from onnx import numpy_helper
+
         graph = onnx.load(str(path)).graph
         weights = {
             t.name: numpy_helper.to_array(t).astype(np.float64)

@@ -48,6 +48,7 @@ from core.stage import Stage
 from models.confidence import MarkerConfidence, joint_features
 from models.skeleton import JOINTS, MEDIAPIPE_INDEX
 from stages.levelling import Levelling
+from stages.scene_lines import scene_segments
 
 # Left/right markers, proximal to distal, and the parent each limb segment hangs from.
 MIRROR_ORDER = ("Shoulder", "Hip", "Elbow", "Knee", "Wrist", "Ankle", "Heel", "BigToe", "SmallToe")
@@ -221,7 +222,7 @@ class MarkerBuilder(Stage):
         frame = state.level.update(
             markers if image is not None else None,
             image,
-            packet.data.get("scene_segments"),
+            self._scene_segments(packet),
             self.camera(packet.image_size),
             packet.media_time_s,
         )
@@ -230,6 +231,13 @@ class MarkerBuilder(Stage):
         packet.data["markers_21_estimated"] = estimated
         packet.data["markers_21_confidence"] = confidence
         return packet
+
+    def _scene_segments(self, packet: Packet) -> np.ndarray | None:
+        """The scene lines of a frame detect sampled for levelling; its image goes no further."""
+        grey = packet.data.pop("scene_image", None)
+        if grey is None:
+            return None
+        return scene_segments(grey, packet.data["landmarks_2d"], packet.image_size, self.camera)
 
     def _confidence(
         self, packet: Packet, state: _SourceState, markers: np.ndarray, estimated: np.ndarray

@@ -1,9 +1,9 @@
 """The supervisor: starts the live graph's processes, watches them, stops them cleanly.
 
 * Processes come from a forkserver that has already imported what they all use (the engine
-  core, numpy, ZeroMQ, OpenCV); each imports its own stage's libraries (MediaPipe's
-  TensorFlow Lite, onnxruntime, numba) after the fork, so no process holds another's
-  (``preload_modules``).
+  core, numpy, ZeroMQ, OpenCV) and numba, which three stages use, and frozen it so they
+  share its memory; each imports its own stage's other libraries (MediaPipe's TensorFlow
+  Lite, onnxruntime) after the fork, so no process holds another's (``preload_modules``).
 * Live mode: a stage process that dies is restarted with fresh state and the sink is told
   (``pose.status`` reports restarts); the rest keeps running. Capture too: a camera or
   stream is reopened, a file resumes at the frame after the last one it sent. Lossless
@@ -59,12 +59,22 @@ PROCESS_ROLES = ("capture", "sink", "viewer", "lab")  # named in [pipeline], bes
 
 def preload_modules(config: Mapping[str, Any]) -> list[str]:
     """What the forkserver imports once, for every process: the engine core and the
-    libraries all of them use, shared by all. Not the stages' modules: preloaded, MediaPipe,
-    onnxruntime and numba were in every process, the sink's and capture's included, and
-    each process's writes to them (reference counts, caches) made private copies (live PSS
-    of all processes, bench/bench_live.py: 843-911 MB before, see README "Memory"). The
-    cost: a restarted stage imports its own libraries again (about a second for MediaPipe)."""
-    return ["stream.processes", "core.packet", "transports.queues", "numpy", "cv2"]
+    libraries several of them use, shared by all, then frozen (``stream.freeze_preloaded``).
+    numba is among them: three stages (lift, fit, angles) compile with it, and each held a
+    copy of its own (about 15 MB of PSS each, bench/bench_live.py). Not the stages' modules:
+    preloaded, MediaPipe and onnxruntime were in every process, the sink's and capture's
+    included, and each process's writes to them made private copies (live PSS of all
+    processes: 843-911 MB before, see README "Memory"). The cost: a restarted stage imports
+    its own libraries again (about a second for MediaPipe)."""
+    return [
+        "stream.processes",
+        "core.packet",
+        "transports.queues",
+        "numpy",
+        "cv2",
+        "numba",
+        "stream.freeze_preloaded",  # last: freezes what the imports above created
+    ]
 
 
 class PipelineError(RuntimeError):
