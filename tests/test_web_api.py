@@ -132,6 +132,34 @@ def test_a_text_file_is_refused_with_its_reason(server: WebServer, tmp_path: Pat
     assert list((server.data / "jobs").iterdir()) == []
 
 
+def job_events(server: WebServer, job_id: str, timeout_s: float = 240.0) -> list[dict]:
+    """Every state of ``job_id`` that ``/api/events`` (the pages' progress bars) sent, read
+    as a browser's EventSource reads it, until the job is over."""
+    seen: list[dict] = []
+    with urllib.request.urlopen(f"{server.url}/api/events", timeout=timeout_s) as stream:
+        for raw in stream:
+            line = raw.decode().strip()
+            if not line.startswith("data: "):
+                continue  # keep-alive comments and the blank lines between events
+            job = next((j for j in json.loads(line[6:])["jobs"] if j["id"] == job_id), None)
+            if job is not None:
+                seen.append(job)
+                if job["state"] in ("done", "failed", "cancelled"):
+                    return seen
+    raise AssertionError(f"the event stream ended before job {job_id} did")
+
+
+def test_the_event_stream_reports_progress_while_the_job_runs(server: WebServer) -> None:
+    status, answer = server.post_video(demo_video(), name="progress.mp4")
+    assert status == 201, answer
+    events = job_events(server, answer["id"])
+    assert events[-1]["state"] == "done" and events[-1]["progress"] == 1.0
+    running = [e["progress"] for e in events if e["state"] == "running"]
+    midway = [p for p in running if 0.0 < p < 1.0]
+    assert len(set(midway)) >= 3, running  # the bar moves during the job, not only at its end
+    assert running == sorted(running)
+
+
 def test_cancel_a_running_job_leaves_no_files(server: WebServer) -> None:
     job_id, workers = running_job(server, name="../../a folder/cancel me.mp4")
     assert workers
