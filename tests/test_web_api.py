@@ -150,7 +150,8 @@ def job_events(server: WebServer, job_id: str, timeout_s: float = 240.0) -> list
 
 
 def test_the_event_stream_reports_progress_while_the_job_runs(server: WebServer) -> None:
-    status, answer = server.post_video(demo_video(), name="progress.mp4")
+    """Also: an upload without Content-Length (chunked) is taken."""
+    status, answer = server.post_video(demo_video(), name="progress.mp4", chunked=True)
     assert status == 201, answer
     events = job_events(server, answer["id"])
     assert events[-1]["state"] == "done" and events[-1]["progress"] == 1.0
@@ -209,6 +210,8 @@ def test_token_and_upload_limit(tmp_path: Path) -> None:
         status, body = web.request("GET", "/?token=s3cret", auth=False)
         assert status == 200 and b"Upload videos" in body
         status, answer = web.post_video(demo_video())  # 380 kB over a 256 kB limit
+        assert status == 413 and "larger than the limit" in answer["error"]
+        status, answer = web.post_video(demo_video(), chunked=True)  # no Content-Length
         assert status == 413 and "larger than the limit" in answer["error"]
         assert list((web.data / "jobs").iterdir()) == []
     finally:

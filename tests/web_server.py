@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class WebServer:
         self,
         method: str,
         path: str,
-        body: bytes | None = None,
+        body: bytes | Iterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
         auth: bool = True,
     ) -> tuple[int, bytes]:
@@ -94,8 +95,11 @@ class WebServer:
         assert status == 200, (status, body)
         return json.loads(body)
 
-    def post_video(self, video: Path, name: str | None = None, **fields: Any) -> tuple[int, Any]:
-        """``POST /api/jobs`` with ``video`` as the file (sent as ``name``) and ``fields``."""
+    def post_video(
+        self, video: Path, name: str | None = None, chunked: bool = False, **fields: Any
+    ) -> tuple[int, Any]:
+        """``POST /api/jobs`` with ``video`` as the file (sent as ``name``) and ``fields``;
+        ``chunked``: without Content-Length (chunked transfer encoding, 64 kB pieces)."""
         boundary = uuid.uuid4().hex
         parts = [
             f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
@@ -112,7 +116,8 @@ class WebServer:
             + f"\r\n--{boundary}--\r\n".encode()
         )
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-        status, answer = self.request("POST", "/api/jobs", body, headers)
+        pieces = (body[i : i + 65536] for i in range(0, len(body), 65536))
+        status, answer = self.request("POST", "/api/jobs", pieces if chunked else body, headers)
         return status, json.loads(answer)
 
     def wait_job(self, job_id: str, until: tuple[str, ...], timeout_s: float = 240.0,
