@@ -27,26 +27,38 @@ def frame_step_for(fps: float) -> int:
     return max(1, round(fps / TRAINED_FPS)) if np.isfinite(fps) and fps > 0 else 1
 
 
-class PofOnnx:
-    """2D keypoints -> unit limb orientations (camera frame) and depth-sign probabilities."""
+class PofModel:
+    """The network loaded once: an ONNX Runtime session, which every tracked person's
+    ``PofOnnx`` shares. Opening it (importing onnxruntime, building the session: ~60 ms)
+    belongs in a stage's setup, not in its first frame."""
 
-    def __init__(self, path: Path, vis_min: float = 0.3, frame_step: int = 1) -> None:
+    def __init__(self, path: Path) -> None:
         import onnxruntime as ort  # here: importing this module for its constants stays light
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.vis_min = vis_min
         inputs = {i.name: i for i in self.session.get_inputs()}
         self.inputs = set(inputs)  # the MLP baseline has no "prior"
         self.window = int(inputs["features"].shape[-1]) // N_FEATURES
-        self.frame_step = frame_step
-        self.prior = np.zeros((1, N_LIMBS, 4), np.float32)
-        self.history: np.ndarray | None = None  # ((W - 1) x step + 1, L, 11), oldest first
         meta = self.session.get_modelmeta().custom_metadata_map
         self.pof_weight = (
             np.array(json.loads(meta[METADATA_KEY])) if METADATA_KEY in meta else None
         )  # weight of the network against MediaPipe's 3D, per limb
+
+
+class PofOnnx:
+    """2D keypoints -> unit limb orientations (camera frame) and depth-sign probabilities,
+    for one tracked person (``model``: a loaded ``PofModel`` or the path of one)."""
+
+    def __init__(self, model: PofModel | Path, vis_min: float = 0.3, frame_step: int = 1) -> None:
+        self.model = model if isinstance(model, PofModel) else PofModel(model)
+        self.vis_min = vis_min
+        self.window = self.model.window
+        self.frame_step = frame_step
+        self.prior = np.zeros((1, N_LIMBS, 4), np.float32)
+        self.history: np.ndarray | None = None  # ((W - 1) x step + 1, L, 11), oldest first
+        self.pof_weight = self.model.pof_weight
 
     def reset(self) -> None:
         """Forget the previous frames (new track)."""
@@ -65,6 +77,7 @@ class PofOnnx:
         frames = self.history[:: self.frame_step]
         window = frames.transpose(1, 0, 2).reshape(1, N_LIMBS, -1)
         feed = {"features": window, "prior": self.prior}
-        pof, z = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})
+        inputs = self.model.inputs
+        pof, z = self.model.session.run(None, {k: v for k, v in feed.items() if k in inputs})
         self.prior = np.concatenate([pof, np.ones((1, N_LIMBS, 1), np.float32)], -1)
         return pof[0], 1 / (1 + np.exp(-z[0]))

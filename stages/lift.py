@@ -27,7 +27,7 @@ from core.intrinsics import CameraMatrices
 from core.packet import Packet
 from core.stage import Stage
 from models.lifter import lift_frame
-from models.pof_onnx import TRAINED_FPS, PofOnnx, frame_step_for
+from models.pof_onnx import TRAINED_FPS, PofModel, PofOnnx, frame_step_for
 from models.pof_solver import bone_lengths, solve
 from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_LIMBS
 
@@ -59,13 +59,14 @@ class PofLift(Stage):
             raise FileNotFoundError(
                 f"POF model not found: {self.model_path} (check --pof-model or [lift] model)"
             )
+        self.model = PofModel(self.model_path)  # now, so the first frame is not held up
         warm = np.zeros((len(MEDIAPIPE_INDEX), 2))  # load numba's compiled solver now
         solve(warm, np.zeros(len(warm), bool), np.eye(3), np.zeros((N_LIMBS, 3)), np.zeros(N_LIMBS))
 
     def _lifter(self, packet: Packet) -> PofOnnx:
         if packet.source_id not in self._lifters:
             step = frame_step_for(float(packet.meta.get("fps", TRAINED_FPS)))
-            self._lifters[packet.source_id] = PofOnnx(self.model_path, self.vis_min, step)
+            self._lifters[packet.source_id] = PofOnnx(self.model, self.vis_min, step)
         return self._lifters[packet.source_id]
 
     def process(self, packet: Packet) -> Packet:
