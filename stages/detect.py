@@ -122,6 +122,19 @@ def landmarks_of(result: Any, width: int, height: int) -> Landmarks | None:
     )
 
 
+WARM_UP_SIZE = 64  # px: the blank image of the first inference (the models resize anyway)
+
+
+def warmed(tracker: Any) -> Any:
+    """``tracker`` after one inference on a blank image: TensorFlow Lite prepares its
+    interpreters on the first one (~66 ms), which would otherwise hold up a source's first
+    frame and queue the next ones behind it. A frame without a person leaves the tracker as
+    it was: the next frame runs the person detector, as on a fresh one, and the solution's
+    clock only moves on by one frame, so every later output is unchanged."""
+    tracker.process(np.zeros((WARM_UP_SIZE, WARM_UP_SIZE, 3), np.uint8))
+    return tracker
+
+
 class MediaPipeDetector(Stage):
     """Runs one MediaPipe Pose tracker per source (its tracking state is per video)."""
 
@@ -150,9 +163,10 @@ class MediaPipeDetector(Stage):
         calibration = self.camera.calibration
         posed = calibration is not None and calibration.R is not None
         self.line_seconds = 0.0 if posed else float(config["camera"]["level_s"])
-        self._spare = self._new_tracker()  # load the model now, not on the first frame
+        self._spare = warmed(self._new_tracker())  # now, not on the first frame
 
     def _new_tracker(self) -> Any:
+        """A MediaPipe Pose solution with the detect stage's settings."""
         return pose_solution().Pose(**self._settings)
 
     def _tracker(self, source_id: str) -> Any:
