@@ -54,11 +54,15 @@ class PofOnnx:
     def __init__(self, model: PofModel | Path, vis_min: float = 0.3, frame_step: int = 1) -> None:
         self.model = model if isinstance(model, PofModel) else PofModel(model)
         self.vis_min = vis_min
-        self.window = self.model.window
         self.frame_step = frame_step
         self.prior = np.zeros((1, N_LIMBS, 4), np.float32)
         self.history: np.ndarray | None = None  # ((W - 1) x step + 1, L, 11), oldest first
         self.pof_weight = self.model.pof_weight
+
+    @property
+    def window(self) -> int:
+        """Frames the network sees per call."""
+        return self.model.window
 
     def reset(self) -> None:
         """Forget the previous frames (new track)."""

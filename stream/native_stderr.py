@@ -181,9 +181,8 @@ def _exec_filter(stderr_r: int, done_r: int) -> NoReturn:
 
 def _run_filter(stderr_r: int, done_r: int) -> NoReturn:
     """Pass stderr on, filtered, until the installer signs off (then whatever is already in
-    the pipe) or until every writer has closed it without a sign-off (a crash)."""
-    for signum in FILTER_IGNORES:
-        signal.signal(signum, signal.SIG_IGN)
+    the pipe) or until every writer has closed it without a sign-off (a crash). Ctrl-C and
+    SIGTERM are ignored already (``_exec_filter``)."""
     chatter = ChatterFilter()
     signed_off = False
     watched = [stderr_r, done_r]

@@ -175,9 +175,11 @@ class Supervisor:
         self._wait_ready([sink_ready])  # a port in use fails now, before any model loads
         waiting = []
         if opts.viewer:
-            waiting.append(self._start_viewer())
+            self._viewer = self._start_reader("viewer")
+            waiting.append(self._ready["viewer"])
         if opts.lab:
-            waiting.append(self._start_lab())
+            self._lab = self._start_reader("lab")
+            waiting.append(self._ready["lab"])
         waiting += [
             self._start_stage(i, node)
             for i, node in enumerate(self.graph.stages)
@@ -208,29 +210,19 @@ class Supervisor:
         )
         self._capture.start()
 
-    def _start_viewer(self) -> Any:
-        """Start the window; returns the event it sets once it is on screen."""
+    def _start_reader(self, role: str) -> BaseProcess:
+        """Start (or restart) a process that only reads the public stream: the window
+        ("viewer") or the LSL/OSC process ("lab"). Its ready event (set once it is on
+        screen or subscribed) is ``self._ready[role]``."""
         ready = self._ctx.Event()
-        self._viewer = self._ctx.Process(
-            target=self._entries["viewer"],
+        process = self._ctx.Process(
+            target=self._entries[role],
             args=(self.graph, self.config, ready, self._lifeline),
-            name="viewer",
+            name=role,
         )
-        self._viewer.start()
-        self._ready["viewer"] = ready
-        return ready
-
-    def _start_lab(self) -> Any:
-        """Start (or restart) the LSL/OSC process; returns the event it sets once subscribed."""
-        ready = self._ctx.Event()
-        self._lab = self._ctx.Process(
-            target=self._entries["lab"],
-            args=(self.graph, self.config, ready, self._lifeline),
-            name="lab",
-        )
-        self._lab.start()
-        self._ready["lab"] = ready
-        return ready
+        process.start()
+        self._ready[role] = ready
+        return process
 
     def _wait_ready(self, events: list[Any]) -> None:
         """Capture starts only once every stage has loaded its models."""
@@ -298,7 +290,7 @@ class Supervisor:
             self.stop()
             raise PipelineError(self._lifeline.failure() or "lab streaming failed")
         self._died("lab", self._lab.exitcode)
-        self._start_lab()
+        self._lab = self._start_reader("lab")
 
     def _died(self, name: str, exitcode: int) -> None:
         """Account for a dead process about to be restarted; fail if it must not be."""
