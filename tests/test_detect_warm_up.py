@@ -1,5 +1,6 @@
 """The detect stage's warm-up (one inference on a blank image before the first frame) must
-not change a single landmark: real MediaPipe on the real demo video, warmed and fresh."""
+not change a single landmark: real MediaPipe on the real demo video, warmed and fresh; nor
+may the tracker a finished source leaves behind, restarted and warmed for the next one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import cv2
 import numpy as np
 
 from core.demo_data import demo_video
-from stages.detect import pose_settings, pose_solution, warmed
+from stages.capture import VideoSource
+from stages.detect import MediaPipeDetector, pose_settings, pose_solution, warmed
 from stream.config import load_config
 
 FRAMES = 12
@@ -37,3 +39,34 @@ def test_a_warmed_tracker_gives_the_same_landmarks_as_a_fresh_one() -> None:
     with warmed(pose_solution().Pose(**settings)) as warm:
         got = landmarks(warm, frames)
     np.testing.assert_array_equal(got, expected)
+
+
+def detections(stage: MediaPipeDetector, source: VideoSource) -> np.ndarray:
+    """(frames, 33, 7) image x, y, depth, visibility and world x, y, z of the first frames."""
+    rows = []
+    for packet, _ in zip(source, range(FRAMES), strict=False):
+        data = stage(packet).data  # type: ignore[union-attr]
+        rows.append(
+            np.column_stack(
+                [data["landmarks_2d"], data["landmarks_z"], data["visibility"], data["world_3d"]]
+            )
+        )
+    return np.array(rows)
+
+
+def test_the_next_source_gets_a_warm_tracker_that_detects_as_a_fresh_one() -> None:
+    stage = MediaPipeDetector()
+    stage.setup(load_config())
+    source = VideoSource(demo_video())
+    try:
+        first = detections(stage, source)
+        stage.reset(source.source_id)  # the video ended
+        assert stage._spare is not None  # restarted and warmed now, not on the next frame
+        source.close()
+        source = VideoSource(demo_video())
+        again = detections(stage, source)
+    finally:
+        source.close()
+        stage.close()
+    assert np.isfinite(first).all()
+    np.testing.assert_array_equal(again, first)
