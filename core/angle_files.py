@@ -15,6 +15,7 @@ import numpy as np
 
 from core.angle_set import ANGLE_COLUMNS, ANGLE_GROUPS, ANGLE_POSITIVE
 from core.atomic import AtomicFile
+from core.number_text import number_row
 from core.provenance import software_label
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def _write_atomic(path: Path, content: str | bytes) -> None:
 
 def _table(times: np.ndarray, values: np.ndarray, delimiter: str) -> str:
     rows = np.column_stack([times, values])
-    return "".join(delimiter.join(f"{v:.6f}" for v in row) + "\n" for row in rows)
+    return "".join(number_row(row, ".6f", delimiter) + "\n" for row in rows)
 
 
 def confidence_column(column: str) -> str:

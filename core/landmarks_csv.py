@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import AtomicFile
+from core.number_text import number_row
 
 LANDMARK_NAMES = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
@@ -48,7 +49,7 @@ class LandmarksCsvWriter:
         world: np.ndarray,
     ) -> None:
         per_landmark = np.column_stack([image_xy, image_z, visibility, world])
-        values = [f"{v:.6g}" if np.isfinite(v) else "" for v in per_landmark.ravel()]
+        values = number_row(per_landmark, ".6g", ",", "").split(",")
         self._csv.writerow([frame, f"{time_s:.6f}", int(person), swap_repaired, *values])
 
     def finish(self) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import AtomicFile
+from core.number_text import number_row
 from core.provenance import software_label
 
 
@@ -48,7 +49,7 @@ class TrcWriter:
         if xyz.shape != (len(self.markers), 3):
             raise ValueError(f"expected {(len(self.markers), 3)} markers, got {xyz.shape}")
         self.n_frames += 1
-        values = "\t".join(f"{v:.6f}" if np.isfinite(v) else "NaN" for v in xyz.ravel())
+        values = number_row(xyz, ".6f", "\t", "NaN")
         self._body.write(f"{self.n_frames}\t{time_s:.6f}\t{values}\n")
 
     def finish(self) -> Path:
