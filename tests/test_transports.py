@@ -229,8 +229,11 @@ def _run_link(
     return indices, ages, stats
 
 
-def test_lossless_link_delivers_everything_in_order_across_processes() -> None:
-    indices, _, stats = _run_link(count=40, lossless=True, period_s=0, capacity=2, work_s=0.01)
+@pytest.mark.parametrize("capacity", [2, 8])  # 8: credits come back in batches of 4
+def test_lossless_link_delivers_everything_in_order_across_processes(capacity: int) -> None:
+    indices, _, stats = _run_link(
+        count=40, lossless=True, period_s=0, capacity=capacity, work_s=0.01
+    )
     assert indices == list(range(40))
     assert stats == {"acked": True, "sent": 40, "dropped": 0}
 
