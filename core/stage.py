@@ -29,6 +29,11 @@ class Stage(ABC):
     def process(self, packet: Packet) -> Packet | None:
         """Handle one frame; return the packet to pass it on or ``None`` to drop it."""
 
+    def prepare(self, packet: Packet) -> None:
+        """Work on ``packet`` that needs no earlier packet, so that a reader thread may do it
+        ahead of ``process`` (offline/pipelined.py); ``process`` gives the same result
+        whether it ran or not."""
+
     def reset(self, source_id: str | None = None) -> None:
         """Forget per-source state (all sources when ``source_id`` is None)."""
 

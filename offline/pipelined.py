@@ -22,11 +22,12 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from core.packet import Packet
 from stages.capture import VideoSource
 from stream.native_stderr import filter_child_chatter
 from stream.pipeline import StageError, build_stages, run_inline
@@ -178,7 +179,7 @@ def _one_video(
         source = VideoSource(video, realtime=False, truncation_tolerance=tolerance)
         source_id = source.source_id
         conn.send(("source", source_id, source.frame_count))
-        reader = ReadAhead(source)
+        reader = ReadAhead(source, stage.prepare)
         try:
             for packet in reader:
                 packet = run_inline([stage], packet)
@@ -202,20 +203,27 @@ class ReadAhead:
     """The source's packets, decoded by a thread a few frames ahead of the caller, so that
     decoding overlaps detection (OpenCV and MediaPipe release the GIL). Without it this
     process would cost decoding + detection per frame, more than MediaPipe alone on the
-    same decoded frames, and it sets the whole pipeline's pace. An error of the source (a
+    same decoded frames, and it sets the whole pipeline's pace. The thread also runs the
+    detect stage's ``prepare`` (the colour conversion). An error of the source (a
     truncated file) comes out in its place, after the frames before it."""
 
     _END = object()
 
-    def __init__(self, source: VideoSource, depth: int = READ_AHEAD) -> None:
+    def __init__(
+        self,
+        source: VideoSource,
+        prepare: Callable[[Packet], None],
+        depth: int = READ_AHEAD,
+    ) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(source,), daemon=True)
+        self._thread = threading.Thread(target=self._read, args=(source, prepare), daemon=True)
         self._thread.start()
 
-    def _read(self, source: VideoSource) -> None:
+    def _read(self, source: VideoSource, prepare: Callable[[Packet], None]) -> None:
         try:
             for packet in source:
+                prepare(packet)
                 if not self._put(packet):
                     return
             self._put(self._END)

@@ -122,6 +122,14 @@ def landmarks_of(result: Any, width: int, height: int) -> Landmarks | None:
     )
 
 
+RGB_KEY = "image_rgb"  # packet.data: the frame made ahead by ``prepare``, popped by process
+
+
+def rgb_of(image: np.ndarray) -> np.ndarray:
+    """A BGR frame (OpenCV's order) in the RGB order MediaPipe takes."""
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 WARM_UP_SIZE = 64  # px: the blank image of the first inference (the models resize anyway)
 
 
@@ -176,10 +184,18 @@ class MediaPipeDetector(Stage):
             self._trackers[source_id] = tracker
         return tracker
 
+    def prepare(self, packet: Packet) -> None:
+        """The frame in MediaPipe's colour order, made by the reader thread of the pipelined
+        offline mode while MediaPipe works on the previous frame."""
+        if packet.image is not None:
+            packet.data[RGB_KEY] = rgb_of(packet.image)
+
     def process(self, packet: Packet) -> Packet:
         if packet.image is None:
             raise ValueError("detect needs the image: capture must run before detect")
-        rgb = cv2.cvtColor(packet.image, cv2.COLOR_BGR2RGB)
+        rgb = packet.data.pop(RGB_KEY, None)
+        if rgb is None:
+            rgb = rgb_of(packet.image)
         width, height = packet.image_size
         found = landmarks_of(self._tracker(packet.source_id).process(rgb), width, height)
         if self._lock_settings is not None:
