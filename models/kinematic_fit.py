@@ -101,17 +101,23 @@ def jacobian(
                 Jac[n, i] = w2[j] * (JX[j, 0, i] - X[j, 0] / z * JX[j, 2, i]) / z
                 Jac[n + 1, i] = w2[j] * (JX[j, 1, i] - X[j, 1] / z * JX[j, 2, i]) / z
         n += 2
-    for k in range(N_LIMBS):
+    v = np.empty(3)
+    u = np.empty(3)
+    dv = np.empty(3)
+    for k in range(N_LIMBS):  # three buffers, no array per (limb, parameter); the same dots
         a, b = LIMBS[k, 0], LIMBS[k, 1]
-        v = X[b] - X[a]
+        for c in range(3):
+            v[c] = X[b, c] - X[a, c]
         length = max(np.sqrt(v @ v), 1e-12)
-        u = v / length
+        for c in range(3):
+            u[c] = v[c] / length
         for i in range(N_PARAMS):
-            dv = JX[b, :, i] - JX[a, :, i]
+            for c in range(3):
+                dv[c] = JX[b, c, i] - JX[a, c, i]
             if dv[0] != 0.0 or dv[1] != 0.0 or dv[2] != 0.0:
-                du = (dv - (u @ dv) * u) / length
+                s = u @ dv
                 for c in range(3):
-                    Jac[n + c, i] = wd[k] * du[c]
+                    Jac[n + c, i] = wd[k] * ((dv[c] - s * u[c]) / length)
         n += 3
     for i in range(N_PARAMS):
         Jac[n + i, i] = ws[i]

@@ -275,8 +275,16 @@ def joint_jacobian(X: np.ndarray, axes: np.ndarray, centers: np.ndarray) -> np.n
         for c in range(3):
             JX[j, c, c] = 1.0
         for i in range(3, N_PARAMS):
-            if DESCENDANTS[i, j]:
-                JX[j, :, i] = np.cross(axes[i], X[j] - centers[i])
+            if DESCENDANTS[i, j]:  # axis x (X_j - centre), in scalars: no array per pair
+                a0, a1, a2 = axes[i, 0], axes[i, 1], axes[i, 2]
+                d0, d1, d2 = (
+                    X[j, 0] - centers[i, 0],
+                    X[j, 1] - centers[i, 1],
+                    X[j, 2] - centers[i, 2],
+                )
+                JX[j, 0, i] = a1 * d2 - a2 * d1
+                JX[j, 1, i] = a2 * d0 - a0 * d2
+                JX[j, 2, i] = a0 * d1 - a1 * d0
     return JX
 
 
