@@ -64,6 +64,13 @@ SMALL_TOE_LATERAL = 0.25  # fraction of heel->big-toe length lateral of the big 
 MEDIAPIPE_BODY_HEIGHT = 1.70
 SCALE_CALIBRATION_FRAMES = 600  # the running median freezes after this many usable frames
 JOINT_ROWS = np.array([IDX[name] for name in JOINTS])  # the 17 observed joints in MARKERS_21
+# MediaPipe's landmarks that are markers: their rows in MARKERS_21 and in the 33 landmarks.
+LANDMARK_ROWS = np.array([IDX[name] for name in LANDMARK])
+LANDMARK_INDEX = np.array(list(LANDMARK.values()))
+# The markers whose visibility gates the height estimate (not the arms: they bend).
+HEIGHT_ROWS = np.array(
+    [IDX[n] for n in MARKERS_21 if n not in ("RWrist", "LWrist", "RElbow", "LElbow")]
+)
 # The markers of each part the swap repair swaps on its own (stages/swap_repair.py PARTS).
 _ARMS = ("Nose", "Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist")
 SWAP_ROWS = {
@@ -85,6 +92,15 @@ def standing_height(m: np.ndarray) -> float:
     trunk = pair("Hip", "Shoulder")
     head = 1.5 * seg("Neck", "Nose")
     return pair("Heel", "Ankle") + pair("Ankle", "Knee") + pair("Knee", "Hip") + trunk + head
+
+
+def sorted_median(values: list[float]) -> float:
+    """The median of an already sorted list, as ``np.median`` computes it (the mean of the
+    two middle values of an even count) without turning the list into an array per frame."""
+    middle = len(values) // 2
+    if len(values) % 2:
+        return values[middle]
+    return (values[middle - 1] + values[middle]) / 2
 
 
 def place_small_toes(m: np.ndarray) -> None:
@@ -293,9 +309,8 @@ class MarkerBuilder(Stage):
         vis = packet.data["visibility"]
         m = np.full((21, 3), np.nan)
         vis21 = np.zeros(21)
-        for name, k in LANDMARK.items():
-            m[IDX[name]] = world[k]
-            vis21[IDX[name]] = vis[k]
+        m[LANDMARK_ROWS] = world[LANDMARK_INDEX]
+        vis21[LANDMARK_ROWS] = vis[LANDMARK_INDEX]
         m[IDX["Hip"]] = 0.5 * (world[LANDMARK["LHip"]] + world[LANDMARK["RHip"]])
         vis21[IDX["Hip"]] = 1.0  # origin of MediaPipe's world frame: always known
         left, right = LANDMARK["LShoulder"], LANDMARK["RShoulder"]
@@ -323,8 +338,7 @@ class MarkerBuilder(Stage):
 
         m *= scale
         image = np.full((21, 2), np.nan)
-        for name, k in LANDMARK.items():
-            image[IDX[name]] = packet.data["landmarks_2d"][k]
+        image[LANDMARK_ROWS] = packet.data["landmarks_2d"][LANDMARK_INDEX]
         weights = np.where(vis21 >= self.visibility_min, vis21, 0.0)
         weights[[IDX["Hip"], IDX["Neck"], IDX["RSmallToe"], IDX["LSmallToe"]]] = 0.0
         reference = np.where(np.isfinite(m), m, 0.0)  # unmatched rows carry zero weight
@@ -335,14 +349,13 @@ class MarkerBuilder(Stage):
 
     def _update_scale(self, state: _SourceState, m: np.ndarray, vis21: np.ndarray) -> float:
         """Running-median height estimate over usable frames -> metric scale factor."""
-        needed = [IDX[n] for n in MARKERS_21 if n not in ("RWrist", "LWrist", "RElbow", "LElbow")]
-        if len(state.heights) < SCALE_CALIBRATION_FRAMES and vis21[needed].min() >= 0.5:
+        if len(state.heights) < SCALE_CALIBRATION_FRAMES and vis21[HEIGHT_ROWS].min() >= 0.5:
             h = standing_height(m)
             if np.isfinite(h) and h > 0:
                 bisect.insort(state.heights, h)
         if not state.heights:
             return 1.0 if not np.isfinite(self.height) else self.height / MEDIAPIPE_BODY_HEIGHT
-        return self.height / float(np.median(state.heights))
+        return self.height / sorted_median(state.heights)
 
     def reset(self, source_id: str | None = None) -> None:
         if source_id is None:
