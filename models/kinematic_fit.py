@@ -285,18 +285,20 @@ class PersonFit:
         self.prior = prior
         self.w = weights
         self.lo, self.hi = bounds()
-        self.lengths: list[np.ndarray] = []
+        self.lengths = np.empty((BONE_FRAMES, N_LIMBS))  # per lifted frame, the first rows
+        self.n_lengths = 0  # rows filled: a median over an array, not a list, per frame
         self.geometry = geometry(height_bones, prior.foot_angle)
         self.params: np.ndarray | None = None
         self.R_base = np.eye(3)
         self.repaired = np.zeros(len(HINGE_LIMBS), bool)  # last frame's mirrored chains
 
     def _update_bones(self, joints: np.ndarray) -> None:
-        if len(self.lengths) >= BONE_FRAMES:
+        if self.n_lengths >= BONE_FRAMES:
             return
-        self.lengths.append(np.linalg.norm(limb_vectors(joints), axis=-1))
-        if len(self.lengths) >= MIN_BONE_FRAMES:
-            bones = np.median(self.lengths, axis=0)
+        self.lengths[self.n_lengths] = np.linalg.norm(limb_vectors(joints), axis=-1)
+        self.n_lengths += 1
+        if self.n_lengths >= MIN_BONE_FRAMES:
+            bones = np.median(self.lengths[: self.n_lengths], axis=0)
             self.geometry = geometry(bones, self.prior.foot_angle)
 
     def __call__(
