@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numba import njit
 
+from models.arrays import nan_to_num
 from models.kinematic_model import (
     J_HIP_SIDE,
     J_SH_SIDE,
@@ -324,7 +325,7 @@ class PersonFit:
                               self.lo, self.hi)  # fmt: skip
         seen = np.isfinite(uv).all(1) & (vis >= vis_min)
         xn = np.column_stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1]])
-        xn = np.nan_to_num(xn)
+        xn = nan_to_num(xn)
         diag = np.linalg.norm(xn[seen].max(0) - xn[seen].min(0)) if seen.sum() > 1 else 1.0
         w2 = np.where(seen, np.sqrt(np.clip(vis, 0, 1)), 0.0) / (self.w.sigma_2d * diag)
         floor = self.w.confidence_floor

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from models.arrays import nan_to_num
 from models.skeleton import LIMBS, N_JOINTS
 
 # MediaPipe's elbow->wrist / shoulder->elbow on Demo_MultiPerson (median, multi-view
@@ -35,6 +36,7 @@ BONE_RATIOS = np.array([
     0.2292, 0.2621, 0.1751, 0.1751, 0.0559, 0.1204, 0.0559, 0.1204,
 ])  # fmt: skip
 LIMB_WEIGHT = 1.0
+LIMB_WEIGHTS = np.full(len(LIMBS), LIMB_WEIGHT)  # the default: built once, never written
 DAMPING = 1e-9  # keeps the system solvable when too few rays are seen
 
 
@@ -86,16 +88,16 @@ def solve(uv: np.ndarray, visible: np.ndarray, K: np.ndarray, pof: np.ndarray,
           lengths: np.ndarray, limb_weight: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Camera-frame (J, 3) joints from (J, 2) pixels, (J,) visibility flags, intrinsics,
     (L, 3) unit limb orientations and (L,) bone lengths (m)."""
-    q = rays(np.nan_to_num(uv), K)
-    lw = np.full(len(LIMBS), LIMB_WEIGHT) if limb_weight is None else limb_weight
+    q = rays(nan_to_num(uv), K)
+    lw = LIMB_WEIGHTS if limb_weight is None else np.asarray(limb_weight, np.float64)
     target = pof * lengths[:, None]
-    return _solve(q, visible.astype(np.float64), LIMBS, target, lw.astype(np.float64))
+    return _solve(q, visible.astype(np.float64), LIMBS, target, lw)
 
 
 def solve_reference(uv: np.ndarray, visible: np.ndarray, K: np.ndarray, pof: np.ndarray,
                     lengths: np.ndarray) -> np.ndarray:  # fmt: skip
     """Plain numpy version of ``solve`` (stacked residual rows, lstsq) for the tests."""
-    q = rays(np.nan_to_num(uv), K)
+    q = rays(nan_to_num(uv), K)
     rows, rhs = [], []
     for j in range(N_JOINTS):
         if visible[j]:
