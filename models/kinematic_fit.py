@@ -71,10 +71,13 @@ def residuals(
         r[n] = w2[j] * (X[j, 0] / z - xn[j, 0])
         r[n + 1] = w2[j] * (X[j, 1] / z - xn[j, 1])
         n += 2
-    for k in range(N_LIMBS):
-        u = _unit(X[LIMBS[k, 1]] - X[LIMBS[k, 0]])
-        for c in range(3):
-            r[n + c] = wd[k] * (u[c] - dirs[k, c])
+    for k in range(N_LIMBS):  # _unit(X[b] - X[a]) per coordinate: no arrays per limb
+        a, b = LIMBS[k, 0], LIMBS[k, 1]
+        v0, v1, v2 = X[b, 0] - X[a, 0], X[b, 1] - X[a, 1], X[b, 2] - X[a, 2]
+        length = max(np.sqrt(v0**2 + v1**2 + v2**2), 1e-12)
+        r[n] = wd[k] * (v0 / length - dirs[k, 0])
+        r[n + 1] = wd[k] * (v1 / length - dirs[k, 1])
+        r[n + 2] = wd[k] * (v2 / length - dirs[k, 2])
         n += 3
     for i in range(N_PARAMS):
         r[n + i] = ws[i] * (p[i] - prev[i])
