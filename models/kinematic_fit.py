@@ -136,8 +136,12 @@ def best_component(pose: np.ndarray, means: np.ndarray, chols: np.ndarray,
                    log_norm: np.ndarray) -> int:  # fmt: skip
     """The mixture component with the highest weighted density at ``pose``."""
     best, best_k = -np.inf, 0
+    diff = np.empty(pose.shape[0])  # buffers: no two arrays per component
+    d = np.empty(pose.shape[0])
     for k in range(means.shape[0]):
-        d = chols[k] @ (pose - means[k])
+        for m in range(pose.shape[0]):
+            diff[m] = pose[m] - means[k, m]
+        np.dot(chols[k], diff, d)
         score = log_norm[k] - 0.5 * (d @ d)
         if score > best:
             best, best_k = score, k
@@ -295,6 +299,13 @@ class PersonFit:
         self.params: np.ndarray | None = None
         self.R_base = np.eye(3)
         self.repaired = np.zeros(len(HINGE_LIMBS), bool)  # last frame's mirrored chains
+        # the smoothness weights (none on a first frame) and the direction and prior
+        # weights' constant factors, once per person rather than per frame
+        self.smooth = np.full(N_PARAMS, 1 / np.radians(weights.sigma_smooth_deg))
+        self.smooth[:3] = 1 / weights.sigma_smooth_m
+        self.no_smooth = np.zeros(N_PARAMS)
+        self.direction_scale = np.radians(weights.sigma_direction_deg)
+        self.prior_scale = np.sqrt(weights.prior_weight)
 
     def _update_bones(self, joints: np.ndarray) -> None:
         if self.n_lengths >= BONE_FRAMES:
@@ -320,10 +331,9 @@ class PersonFit:
         target = mirror_depth(dirs, self.repaired)
         if self.params is None:
             self.params, self.R_base = inverse(joints, self.lo, self.hi)
-            smooth = np.zeros(N_PARAMS)
+            smooth = self.no_smooth
         else:
-            smooth = np.full(N_PARAMS, 1 / np.radians(self.w.sigma_smooth_deg))
-            smooth[:3] = 1 / self.w.sigma_smooth_m
+            smooth = self.smooth
         start = reseed_chains(self.params, self.geometry, self.R_base, target, self.repaired,
                               self.lo, self.hi)  # fmt: skip
         seen = np.isfinite(uv).all(1) & (vis >= vis_min)
@@ -332,10 +342,10 @@ class PersonFit:
         diag = np.linalg.norm(xn[seen].max(0) - xn[seen].min(0)) if seen.sum() > 1 else 1.0
         w2 = np.where(seen, np.sqrt(np.clip(vis, 0, 1)), 0.0) / (self.w.sigma_2d * diag)
         floor = self.w.confidence_floor
-        wd = np.sqrt(floor + (1 - floor) * confidence) / np.radians(self.w.sigma_direction_deg)
+        wd = np.sqrt(floor + (1 - floor) * confidence) / self.direction_scale
         self.params, self.R_base = levenberg_marquardt(
             start, self.geometry, self.R_base, xn, w2, target, wd, self.params, smooth,
             self.prior.means, self.prior.chols, self.prior.log_norm,
-            np.sqrt(self.w.prior_weight), self.lo, self.hi, self.w.iterations,
+            self.prior_scale, self.lo, self.hi, self.w.iterations,
         )  # fmt: skip
         return forward(self.params, self.geometry, self.R_base)[0]
