@@ -85,9 +85,11 @@ EVIDENCE = {
     "arms": _pairs("shoulder", "elbow", "wrist"),
     "legs": _pairs("hip", "knee", "ankle", "foot_index"),
 }
-_SHOULDERS = _pairs("shoulder")
-_HIPS = _pairs("hip")
-_TRUNK = [LANDMARK[name] for name in ("LShoulder", "RShoulder", "LHip", "RHip")]
+# (left, right) landmark of the shoulder and the hip line, as plain indices: rows, not
+# the (1, D) copies that index arrays give, for the four trunk checks per frame
+_SHOULDERS = (LANDMARK["LShoulder"], LANDMARK["RShoulder"])
+_HIPS = (LANDMARK["LHip"], LANDMARK["RHip"])
+_TRUNK = np.array([LANDMARK[name] for name in ("LShoulder", "RShoulder", "LHip", "RHip")])
 
 
 def compose(a: str, b: str) -> str:
@@ -150,7 +152,8 @@ def _twist(points: np.ndarray) -> float:
     """How opposite the shoulder and hip lines of (33, D) landmarks point, from -1 (the same
     way) to 1: their dot product over the longer one's squared length. Not their cosine: a
     line foreshortened to a few pixels next to a long one points anywhere."""
-    shoulders, hips = _pair_vectors(points, _SHOULDERS)[0], _pair_vectors(points, _HIPS)[0]
+    shoulders = points[_SHOULDERS[0]] - points[_SHOULDERS[1]]
+    hips = points[_HIPS[0]] - points[_HIPS[1]]
     longer = float(max(shoulders @ shoulders, hips @ hips))
     twist = -float(shoulders @ hips) / longer if longer > 0 else 0.0
     return twist if np.isfinite(twist) else 0.0  # no 3D: no evidence
