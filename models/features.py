@@ -34,9 +34,10 @@ def limb_features(uv: Array, vis: Array, K: Array, vis_min: float = 0.3) -> Arra
     ok = vis >= vis_min
     w = astype(ok[..., None], "float64")
     hip_w = w[..., HIPS, :]
+    hips_seen = hip_w.sum(-2)
     root = xp.where(
-        hip_w.sum(-2) > 0,
-        (ray[..., HIPS, :] * hip_w).sum(-2) / xp.clip(hip_w.sum(-2), 1, None),
+        hips_seen > 0,
+        (ray[..., HIPS, :] * hip_w).sum(-2) / xp.clip(hips_seen, 1, None),
         (ray * w).sum(-2) / xp.clip(w.sum(-2), 1, None),
     )
     big = 1e6
@@ -49,11 +50,12 @@ def limb_features(uv: Array, vis: Array, K: Array, vis_min: float = 0.3) -> Arra
     v = vis * ok
     n_limbs = len(LIMBS)
     shape = tuple(p.shape[:-2]) + (n_limbs,)
+    pa, pb = p[..., a, :], p[..., b, :]
     feats = xp.concatenate(
         [
-            p[..., a, :],
-            p[..., b, :],
-            (p[..., b, :] - p[..., a, :]) * (ok[..., a] & ok[..., b])[..., None],
+            pa,
+            pb,
+            (pb - pa) * (ok[..., a] & ok[..., b])[..., None],
             v[..., a, None],
             v[..., b, None],
             xp.broadcast_to(root[..., None, :], shape + (2,)),
