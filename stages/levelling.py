@@ -33,7 +33,7 @@ from core.intrinsics import Intrinsics
 from core.marker_sets import MARKERS_21
 
 IDX = {name: i for i, name in enumerate(MARKERS_21)}
-FOOT = [IDX[n] for n in ("RHeel", "LHeel", "RBigToe", "LBigToe")]
+FOOT = np.array([IDX[n] for n in ("RHeel", "LHeel", "RBigToe", "LBigToe")])
 WORLD_TO_LAB = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 CAMERA_UP_LEVEL = np.array([0.0, -1.0, 0.0])  # up in the frame of a level camera
 
@@ -70,7 +70,9 @@ def lab_rotation(up: np.ndarray) -> np.ndarray:
     y = up / np.linalg.norm(up)
     x = np.array([1.0, 0.0, 0.0]) - y[0] * y  # the camera's right on the floor
     x /= np.linalg.norm(x)
-    return np.stack([x, y, np.cross(x, y)])
+    # x cross y, the products and differences np.cross takes, without its ~8 us of set-up
+    z = [x[1] * y[2] - x[2] * y[1], x[2] * y[0] - x[0] * y[2], x[0] * y[1] - x[1] * y[0]]
+    return np.stack([x, y, np.array(z)])
 
 
 def segment_normals(segments: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +213,10 @@ class Levelling:
         elif math.isfinite(pitch_deg) and math.isfinite(roll_deg):
             self.fixed_up = pitch_roll_up(pitch_deg, roll_deg)
         self.pitch_deg, self.roll_deg = pitch_deg, roll_deg
-        self.lowest: list[np.ndarray] = []  # each frame's foot markers, camera frame
+        # each frame's foot markers (camera frame), the first ``n_lowest`` rows of a buffer
+        # that doubles when full: not a list to turn into an array on every frame
+        self.lowest = np.empty((64, len(FOOT), 3))
+        self.n_lowest = 0
         self.frame = LabFrame(lab_rotation(CAMERA_UP_LEVEL), np.zeros(3))
         self._still = _StillFeet()
         self.start_s: float | None = None
@@ -249,7 +254,10 @@ class Levelling:
             self.estimate.add_body(markers, still)
             feet = markers[FOOT]
             if np.isfinite(feet).all():
-                self.lowest.append(feet)
+                if self.n_lowest == len(self.lowest):
+                    self.lowest = np.concatenate([self.lowest, np.empty_like(self.lowest)])
+                self.lowest[self.n_lowest] = feet
+                self.n_lowest += 1
         if segments is not None and len(segments):
             self.estimate.add_lines(segments, K)
         self.frame = self._frame()
@@ -258,8 +266,9 @@ class Levelling:
     def _frame(self) -> LabFrame:
         up = self.up()
         below = None  # the camera's height above the lowest foot markers, median
-        if self.lowest:
-            below = -float(np.median(np.min(np.array(self.lowest) @ up, axis=1)))
+        if self.n_lowest:
+            lowest = self.lowest[: self.n_lowest]
+            below = -float(np.median(np.min(lowest @ up, axis=1)))
         if self.world is not None:
             R, t = self.world
             camera_height = float(-(R.T @ t)[2])
