@@ -65,6 +65,16 @@ def up_pitch_roll(up: np.ndarray) -> tuple[float, float]:
     )
 
 
+def append_row(buffer: np.ndarray, n: int, row: np.ndarray) -> np.ndarray:
+    """``buffer`` (its first ``n`` rows used) with ``row`` written after them, doubled first
+    if full. The levelling's histories grow per frame and are read whole per frame: kept as
+    lists, each read would first stack hundreds of small arrays."""
+    if n == len(buffer):
+        buffer = np.concatenate([buffer, np.empty_like(buffer)])
+    buffer[n] = row
+    return buffer
+
+
 def lab_rotation(up: np.ndarray) -> np.ndarray:
     """Camera -> lab rotation (rows: lab X, Y, Z in camera coordinates) for this up vector."""
     y = up / np.linalg.norm(up)
@@ -125,7 +135,9 @@ class UpEstimate:
     """
 
     axis_sum: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    floor: list[np.ndarray] = field(default_factory=list)  # still-foot markers, camera frame
+    # still-foot markers (camera frame): the first ``n_floor`` rows (``append_row``)
+    floor: np.ndarray = field(default_factory=lambda: np.empty((64, 3)))
+    n_floor: int = 0
     normals: list[np.ndarray] = field(default_factory=list)
     weights: list[np.ndarray] = field(default_factory=list)
     line_frames: int = 0
@@ -139,7 +151,8 @@ class UpEstimate:
         if np.isfinite(norm) and norm > 1e-6:
             self.axis_sum += -axis / norm
         for k in np.flatnonzero(still & np.isfinite(markers[FOOT]).all(axis=1)):
-            self.floor.append(markers[FOOT[k]])
+            self.floor = append_row(self.floor, self.n_floor, markers[FOOT[k]])
+            self.n_floor += 1
 
     def body_up(self) -> np.ndarray:
         """The body's cue: its mean axis, corrected by the floor plane where the still feet
@@ -149,9 +162,9 @@ class UpEstimate:
             return CAMERA_UP_LEVEL
         axis = self.axis_sum / norm
         q = (np.eye(3) - np.outer(axis, axis)) / BODY_AXIS_SD**2
-        if len(self.floor) >= 3:
-            p = np.array(self.floor)
-            p -= p.mean(axis=0)
+        if self.n_floor >= 3:
+            floor = self.floor[: self.n_floor]
+            p = floor - floor.mean(axis=0)
             q += p.T @ p / len(p) / FLOOR_SD**2
         up = np.linalg.eigh(q)[1][:, 0]
         return up * np.sign(up @ axis)
@@ -213,8 +226,7 @@ class Levelling:
         elif math.isfinite(pitch_deg) and math.isfinite(roll_deg):
             self.fixed_up = pitch_roll_up(pitch_deg, roll_deg)
         self.pitch_deg, self.roll_deg = pitch_deg, roll_deg
-        # each frame's foot markers (camera frame), the first ``n_lowest`` rows of a buffer
-        # that doubles when full: not a list to turn into an array on every frame
+        # each frame's foot markers (camera frame): the first ``n_lowest`` rows (``append_row``)
         self.lowest = np.empty((64, len(FOOT), 3))
         self.n_lowest = 0
         self.frame = LabFrame(lab_rotation(CAMERA_UP_LEVEL), np.zeros(3))
@@ -254,9 +266,7 @@ class Levelling:
             self.estimate.add_body(markers, still)
             feet = markers[FOOT]
             if np.isfinite(feet).all():
-                if self.n_lowest == len(self.lowest):
-                    self.lowest = np.concatenate([self.lowest, np.empty_like(self.lowest)])
-                self.lowest[self.n_lowest] = feet
+                self.lowest = append_row(self.lowest, self.n_lowest, feet)
                 self.n_lowest += 1
         if segments is not None and len(segments):
             self.estimate.add_lines(segments, K)
