@@ -13,6 +13,7 @@ its type.
 
 from __future__ import annotations
 
+import math
 import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
@@ -80,6 +81,12 @@ def cross(a: Array, b: Array) -> Array:
 
 def contiguous(x: Array) -> Array:
     return x.contiguous() if is_torch(x) else np.ascontiguousarray(x)
+
+
+def vector_length(v: np.ndarray) -> float:
+    """``float(np.linalg.norm(v))`` of a 1-D float vector by numpy's own arithmetic there
+    (the square root of ``v.dot(v)``), without its ~2 us of checks (numpy only)."""
+    return math.sqrt(v.dot(v))
 
 
 def nan_to_num(x: np.ndarray) -> np.ndarray:

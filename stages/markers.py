@@ -45,6 +45,7 @@ from core.landmarks import LANDMARK
 from core.marker_sets import MARKERS_21
 from core.packet import Packet
 from core.stage import Stage
+from models.arrays import vector_length
 from models.confidence import MarkerConfidence, joint_features
 from models.skeleton import JOINTS, MEDIAPIPE_INDEX
 from stages.levelling import Levelling
@@ -84,7 +85,7 @@ def standing_height(m: np.ndarray) -> float:
     """Standing-height proxy (m) from one frame of 21 markers; NaN when a segment is missing."""
 
     def seg(a: str, b: str) -> float:
-        return float(np.linalg.norm(m[IDX[a]] - m[IDX[b]]))
+        return vector_length(m[IDX[a]] - m[IDX[b]])
 
     def pair(a: str, b: str) -> float:
         return 0.5 * (seg("R" + a, "R" + b) + seg("L" + a, "L" + b))

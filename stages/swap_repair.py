@@ -48,6 +48,7 @@ import numpy as np
 from core.landmarks import LANDMARK, MEDIAPIPE_LANDMARKS, MIRROR, N_LANDMARKS
 from core.packet import Packet
 from core.stage import Stage
+from models.arrays import vector_length
 
 _MIRROR = np.array(MIRROR)
 _ARMS_END = MEDIAPIPE_LANDMARKS.index("left_hip")  # face and arms come before the hips
@@ -103,7 +104,7 @@ def torso_scale(points: np.ndarray) -> float:
     left_shoulder, right_shoulder, left_hip, right_hip = points[_TRUNK]
     torso = (left_shoulder + right_shoulder - left_hip - right_hip) / 2
     widths = (left_shoulder - right_shoulder, left_hip - right_hip)
-    return float(max(np.linalg.norm(v) for v in (torso, *widths)))
+    return max(vector_length(v) for v in (torso, *widths))
 
 
 @dataclass(frozen=True)
