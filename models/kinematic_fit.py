@@ -252,11 +252,26 @@ def reseed_chains(p: np.ndarray, g: np.ndarray, R_base: np.ndarray, dirs: np.nda
     return q
 
 
-def mirror_depth(dirs: np.ndarray, flips: np.ndarray) -> np.ndarray:
-    """The limb directions with the lower limbs of the flagged hinge chains mirrored in depth."""
-    out = dirs.copy()
-    out[HINGE_LIMBS[flips, 1], 2] *= -1
-    return out
+@njit(cache=True)
+def fit_frame(
+    joints: np.ndarray, dirs: np.ndarray, p: np.ndarray, R_base: np.ndarray, g: np.ndarray,
+    xn: np.ndarray, w2: np.ndarray, wd: np.ndarray, ws: np.ndarray, means: np.ndarray,
+    chols: np.ndarray, log_norm: np.ndarray, wp: float, lo: np.ndarray, hi: np.ndarray,
+    iterations: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """One frame's compiled part, in one call rather than four: the depth-sign repair, the
+    limb directions with the flagged lower limbs mirrored in depth, the reseeded start and
+    the LM solve from the previous parameters ``p``. Returns the fitted (17, 3) joints, the
+    parameters, the pelvis rotation and the repair's flags."""
+    flips = repair_depth_signs(joints, dirs, lo, hi)
+    target = dirs.copy()
+    for c in range(len(flips)):
+        if flips[c]:
+            target[HINGE_LIMBS[c, 1], 2] *= -1
+    start = reseed_chains(p, g, R_base, target, flips, lo, hi)
+    p, R = levenberg_marquardt(start, g, R_base, xn, w2, target, wd, p, ws, means, chols,
+                               log_norm, wp, lo, hi, iterations)  # fmt: skip
+    return forward(p, g, R)[0], p, R, flips
 
 
 @dataclass(frozen=True)
@@ -327,15 +342,11 @@ class PersonFit:
             self.params = None
             return joints
         self._update_bones(joints)
-        self.repaired = repair_depth_signs(joints, dirs, self.lo, self.hi)
-        target = mirror_depth(dirs, self.repaired)
         if self.params is None:
             self.params, self.R_base = inverse(joints, self.lo, self.hi)
             smooth = self.no_smooth
         else:
             smooth = self.smooth
-        start = reseed_chains(self.params, self.geometry, self.R_base, target, self.repaired,
-                              self.lo, self.hi)  # fmt: skip
         seen = np.isfinite(uv).all(1) & (vis >= vis_min)
         xn = np.column_stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1]])
         xn = nan_to_num(xn)
@@ -343,9 +354,9 @@ class PersonFit:
         w2 = np.where(seen, np.sqrt(np.clip(vis, 0, 1)), 0.0) / (self.w.sigma_2d * diag)
         floor = self.w.confidence_floor
         wd = np.sqrt(floor + (1 - floor) * confidence) / self.direction_scale
-        self.params, self.R_base = levenberg_marquardt(
-            start, self.geometry, self.R_base, xn, w2, target, wd, self.params, smooth,
+        fitted, self.params, self.R_base, self.repaired = fit_frame(
+            joints, dirs, self.params, self.R_base, self.geometry, xn, w2, wd, smooth,
             self.prior.means, self.prior.chols, self.prior.log_norm,
             self.prior_scale, self.lo, self.hi, self.w.iterations,
         )  # fmt: skip
-        return forward(self.params, self.geometry, self.R_base)[0]
+        return fitted
