@@ -104,21 +104,24 @@ def sorted_median(values: list[float]) -> float:
     return (values[middle - 1] + values[middle]) / 2
 
 
+# Per side: (sign of the lateral axis, heel, big toe, small toe rows).
+_FOOT_ROWS = tuple((sign, IDX[s + "Heel"], IDX[s + "BigToe"], IDX[s + "SmallToe"])
+                   for s, sign in (("R", 1.0), ("L", -1.0)))  # fmt: skip
+
+
 def place_small_toes(m: np.ndarray) -> None:
     """Estimate RSmallToe/LSmallToe in place from heel, big toe and the pelvis' lateral axis."""
     lateral = m[IDX["RHip"]] - m[IDX["LHip"]]  # points to the subject's right
-    for side, sign in (("R", 1.0), ("L", -1.0)):
-        heel, toe = m[IDX[side + "Heel"]], m[IDX[side + "BigToe"]]
+    for sign, heel_row, toe_row, small_toe_row in _FOOT_ROWS:
+        heel, toe = m[heel_row], m[toe_row]
         foot = toe - heel
-        length = np.linalg.norm(foot)
+        length = np.float64(vector_length(foot))  # np.linalg.norm's value and type
         out = sign * (lateral - foot * (lateral @ foot) / max(length**2, 1e-12))
-        norm = np.linalg.norm(out)
+        norm = np.float64(vector_length(out))
         if not np.isfinite(norm) or norm < 1e-9 or length < 1e-6:
-            m[IDX[side + "SmallToe"]] = np.nan
+            m[small_toe_row] = np.nan
             continue
-        m[IDX[side + "SmallToe"]] = (
-            toe - SMALL_TOE_BACK * foot + SMALL_TOE_LATERAL * length * out / norm
-        )
+        m[small_toe_row] = toe - SMALL_TOE_BACK * foot + SMALL_TOE_LATERAL * length * out / norm
 
 
 def mirror_missing(m: np.ndarray, missing: np.ndarray) -> np.ndarray:
