@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.landmarks import LANDMARK
-from models.arrays import Array, namespace, norm
+from models.arrays import Array, clip_min, norm
 
 JOINTS: tuple[str, ...] = (
     "Nose", "LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist",
@@ -90,4 +90,4 @@ def mid_hip(joints: np.ndarray) -> np.ndarray:
 def unit(v: Array, eps: float = 1e-9) -> Array:
     """Vectors scaled to unit length along the last axis (zero vectors stay zero); numpy or
     torch (models/arrays.py)."""
-    return v / namespace(v).clip(norm(v, keepdims=True), eps, None)
+    return v / clip_min(norm(v, keepdims=True), eps)
