@@ -47,8 +47,9 @@ def bone_lengths(height: float) -> np.ndarray:
 
 def rays(uv: np.ndarray, K: np.ndarray) -> np.ndarray:
     """(J, 2) pixels -> (J, 3) unit camera rays."""
-    q = np.column_stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1],
-                         np.ones(len(uv))])  # fmt: skip
+    q = np.ones((len(uv), 3))  # filled in place: column_stack's copies cost more than the maths
+    q[:, 0] = (uv[:, 0] - K[0, 2]) / K[0, 0]
+    q[:, 1] = (uv[:, 1] - K[1, 2]) / K[1, 1]
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
@@ -56,7 +57,8 @@ def correct_z_sign(pof: np.ndarray, z_prob: np.ndarray, margin: float = 0.3) -> 
     """Flip a limb's depth component where the sign head confidently disagrees with it."""
     out = pof.copy()
     flip = (np.abs(z_prob - 0.5) > margin) & ((z_prob > 0.5) != (pof[:, 2] > 0))
-    out[flip, 2] *= -1
+    if flip.any():  # most frames flip nothing
+        out[flip, 2] *= -1
     return out
 
 
