@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numba import njit
 
-from models.arrays import nan_to_num
+from models.arrays import nan_to_num, vector_length
 from models.kinematic_model import (
     J_HIP_SIDE,
     J_SH_SIDE,
@@ -348,9 +348,14 @@ class PersonFit:
         else:
             smooth = self.smooth
         seen = np.isfinite(uv).all(1) & (vis >= vis_min)
-        xn = np.column_stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1]])
+        xn = np.empty((len(uv), 2))  # normalized image coordinates, filled in place
+        xn[:, 0] = (uv[:, 0] - K[0, 2]) / K[0, 0]
+        xn[:, 1] = (uv[:, 1] - K[1, 2]) / K[1, 1]
         xn = nan_to_num(xn)
-        diag = np.linalg.norm(xn[seen].max(0) - xn[seen].min(0)) if seen.sum() > 1 else 1.0
+        diag = 1.0
+        if seen.sum() > 1:  # np.linalg.norm's value and type, without its checks
+            box = xn[seen]
+            diag = np.float64(vector_length(box.max(0) - box.min(0)))
         w2 = np.where(seen, np.sqrt(np.clip(vis, 0, 1)), 0.0) / (self.w.sigma_2d * diag)
         floor = self.w.confidence_floor
         wd = np.sqrt(floor + (1 - floor) * confidence) / self.direction_scale
