@@ -72,6 +72,14 @@ LANDMARK_INDEX = np.array(list(LANDMARK.values()))
 HEIGHT_ROWS = np.array(
     [IDX[n] for n in MARKERS_21 if n not in ("RWrist", "LWrist", "RElbow", "LElbow")]
 )
+SMALL_TOE_ROWS = np.array([IDX["RSmallToe"], IDX["LSmallToe"]])
+# The markers as sure as the less sure of two others: (row, row a, row b).
+LEAST_SURE_OF = tuple(
+    (IDX[name], IDX[a], IDX[b])
+    for name, (a, b) in (("Hip", ("RHip", "LHip")), ("Neck", ("RShoulder", "LShoulder")),
+                         ("RSmallToe", ("RHeel", "RBigToe")),
+                         ("LSmallToe", ("LHeel", "LBigToe")))
+)  # fmt: skip
 # The markers of each part the swap repair swaps on its own (stages/swap_repair.py PARTS).
 _ARMS = ("Nose", "Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist")
 SWAP_ROWS = {
@@ -282,14 +290,11 @@ class MarkerBuilder(Stage):
         packet.data["confidence_features"] = features
         confidence = np.zeros(21)
         confidence[JOINT_ROWS] = self.confidence(features)
-        toes = [IDX["RSmallToe"], IDX["LSmallToe"]]
         mirrored = estimated.copy()
-        mirrored[toes] = False
+        mirrored[SMALL_TOE_ROWS] = False
         confidence[mirrored] = self.confidence.estimated
-        for name, parts in (("Hip", ("RHip", "LHip")), ("Neck", ("RShoulder", "LShoulder")),
-                            ("RSmallToe", ("RHeel", "RBigToe")),
-                            ("LSmallToe", ("LHeel", "LBigToe"))):  # fmt: skip
-            confidence[IDX[name]] = min(confidence[IDX[p]] for p in parts)
+        for row, a, b in LEAST_SURE_OF:
+            confidence[row] = min(confidence[a], confidence[b])
         kind = str(packet.meta.get("swap_repaired", ""))
         if kind != state.swap_kind:
             changed = np.zeros(21, bool)
@@ -326,7 +331,7 @@ class MarkerBuilder(Stage):
             parts = [IDX[side + "Heel"], IDX[side + "BigToe"]]
             vis21[toe] = vis21[parts].min()
         estimated = np.zeros(21, bool)
-        estimated[[IDX["RSmallToe"], IDX["LSmallToe"]]] = True
+        estimated[SMALL_TOE_ROWS] = True
 
         scale = self._update_scale(state, m, vis21)
         missing = vis21 < self.visibility_min
