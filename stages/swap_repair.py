@@ -217,14 +217,18 @@ class SwapRepair(Stage):
             )
         # The trunk: keeping the labels twists it by ``twist`` (> 0 when the shoulder and hip
         # lines point opposite ways); swapping one part reverses the twist.
-        trunk = 2 * settings.trunk_weight * (_twist(xy) + _twist(world))
+        twist_xy, twist_world = _twist(xy), _twist(world)
+        trunk = 2 * settings.trunk_weight * (twist_xy + twist_world)
         options = {
             "": 0.0,
             "arms": gain["arms"] + trunk - settings.threshold,
             "legs": gain["legs"] + trunk - settings.threshold,
             "body": gain["arms"] + gain["legs"] - settings.threshold,
         }
-        if _twist(packet.data["landmarks_2d"]) < 0 and _twist(packet.data["world_3d"]) < 0:
+        if track.kind:  # else MediaPipe's own landmarks are xy and world: twists known
+            twist_xy = _twist(packet.data["landmarks_2d"])
+            twist_world = _twist(packet.data["world_3d"])
+        if twist_xy < 0 and twist_world < 0:
             # MediaPipe's own trunk is straight in 2D and 3D: repairing one part only would
             # twist it, so the labels stay as they are or turn round whole.
             options = {c: v for c, v in options.items() if compose(track.kind, c) in ("", "body")}
