@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.arrays import nan_to_num
 from models.skeleton import LIMBS, N_JOINTS
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "confidence.json"
@@ -57,7 +58,7 @@ def joint_features(
         # a joint is as unsure as the least sure limb that ends at it
         np.maximum.at(doubt, LIMBS[:, 1], 1.0 - np.asarray(limb_confidence))
     residual = np.zeros(N_JOINTS) if fit_residual is None else np.asarray(fit_residual) / height
-    accel = np.log1p(np.nan_to_num(acceleration, nan=0.0) / ACCELERATION_SCALE)
+    accel = np.log1p(nan_to_num(acceleration) / ACCELERATION_SCALE)
     return np.column_stack([np.log(v), residual, doubt, accel])
 
 

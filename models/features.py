@@ -15,7 +15,7 @@ exactly what the inference wrapper does after a reset.
 
 from __future__ import annotations
 
-from models.arrays import Array, arange, astype, contiguous, namespace, norm, zeros
+from models.arrays import Array, arange, astype, clip_min, contiguous, namespace, norm, zeros
 from models.skeleton import HIPS, LIMBS
 
 N_FEATURES = 11
@@ -34,26 +34,28 @@ def limb_features(uv: Array, vis: Array, K: Array, vis_min: float = 0.3) -> Arra
     ok = vis >= vis_min
     w = astype(ok[..., None], "float64")
     hip_w = w[..., HIPS, :]
+    hips_seen = hip_w.sum(-2)
     root = xp.where(
-        hip_w.sum(-2) > 0,
-        (ray[..., HIPS, :] * hip_w).sum(-2) / xp.clip(hip_w.sum(-2), 1, None),
-        (ray * w).sum(-2) / xp.clip(w.sum(-2), 1, None),
+        hips_seen > 0,
+        (ray[..., HIPS, :] * hip_w).sum(-2) / clip_min(hips_seen, 1),
+        (ray * w).sum(-2) / clip_min(w.sum(-2), 1),
     )
     big = 1e6
     lo = xp.amin(xp.where(ok[..., None], ray, big), -2)
     hi = xp.amax(xp.where(ok[..., None], ray, -big), -2)
     scale = xp.where(ok.any(-1), norm(hi - lo), 1.0)
-    scale = xp.clip(scale, 1e-3, None)
+    scale = clip_min(scale, 1e-3)
     p = (ray - root[..., None, :]) / scale[..., None, None] * w
     a, b = LIMBS[:, 0], LIMBS[:, 1]
     v = vis * ok
     n_limbs = len(LIMBS)
     shape = tuple(p.shape[:-2]) + (n_limbs,)
+    pa, pb = p[..., a, :], p[..., b, :]
     feats = xp.concatenate(
         [
-            p[..., a, :],
-            p[..., b, :],
-            (p[..., b, :] - p[..., a, :]) * (ok[..., a] & ok[..., b])[..., None],
+            pa,
+            pb,
+            (pb - pa) * (ok[..., a] & ok[..., b])[..., None],
             v[..., a, None],
             v[..., b, None],
             xp.broadcast_to(root[..., None, :], shape + (2,)),

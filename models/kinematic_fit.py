@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numba import njit
 
+from models.arrays import nan_to_num, vector_length
 from models.kinematic_model import (
     J_HIP_SIDE,
     J_SH_SIDE,
@@ -70,10 +71,13 @@ def residuals(
         r[n] = w2[j] * (X[j, 0] / z - xn[j, 0])
         r[n + 1] = w2[j] * (X[j, 1] / z - xn[j, 1])
         n += 2
-    for k in range(N_LIMBS):
-        u = _unit(X[LIMBS[k, 1]] - X[LIMBS[k, 0]])
-        for c in range(3):
-            r[n + c] = wd[k] * (u[c] - dirs[k, c])
+    for k in range(N_LIMBS):  # _unit(X[b] - X[a]) per coordinate: no arrays per limb
+        a, b = LIMBS[k, 0], LIMBS[k, 1]
+        v0, v1, v2 = X[b, 0] - X[a, 0], X[b, 1] - X[a, 1], X[b, 2] - X[a, 2]
+        length = max(np.sqrt(v0**2 + v1**2 + v2**2), 1e-12)
+        r[n] = wd[k] * (v0 / length - dirs[k, 0])
+        r[n + 1] = wd[k] * (v1 / length - dirs[k, 1])
+        r[n + 2] = wd[k] * (v2 / length - dirs[k, 2])
         n += 3
     for i in range(N_PARAMS):
         r[n + i] = ws[i] * (p[i] - prev[i])
@@ -101,17 +105,23 @@ def jacobian(
                 Jac[n, i] = w2[j] * (JX[j, 0, i] - X[j, 0] / z * JX[j, 2, i]) / z
                 Jac[n + 1, i] = w2[j] * (JX[j, 1, i] - X[j, 1] / z * JX[j, 2, i]) / z
         n += 2
-    for k in range(N_LIMBS):
+    v = np.empty(3)
+    u = np.empty(3)
+    dv = np.empty(3)
+    for k in range(N_LIMBS):  # three buffers, no array per (limb, parameter); the same dots
         a, b = LIMBS[k, 0], LIMBS[k, 1]
-        v = X[b] - X[a]
+        for c in range(3):
+            v[c] = X[b, c] - X[a, c]
         length = max(np.sqrt(v @ v), 1e-12)
-        u = v / length
+        for c in range(3):
+            u[c] = v[c] / length
         for i in range(N_PARAMS):
-            dv = JX[b, :, i] - JX[a, :, i]
+            for c in range(3):
+                dv[c] = JX[b, c, i] - JX[a, c, i]
             if dv[0] != 0.0 or dv[1] != 0.0 or dv[2] != 0.0:
-                du = (dv - (u @ dv) * u) / length
+                s = u @ dv
                 for c in range(3):
-                    Jac[n + c, i] = wd[k] * du[c]
+                    Jac[n + c, i] = wd[k] * ((dv[c] - s * u[c]) / length)
         n += 3
     for i in range(N_PARAMS):
         Jac[n + i, i] = ws[i]
@@ -126,8 +136,12 @@ def best_component(pose: np.ndarray, means: np.ndarray, chols: np.ndarray,
                    log_norm: np.ndarray) -> int:  # fmt: skip
     """The mixture component with the highest weighted density at ``pose``."""
     best, best_k = -np.inf, 0
+    diff = np.empty(pose.shape[0])  # buffers: no two arrays per component
+    d = np.empty(pose.shape[0])
     for k in range(means.shape[0]):
-        d = chols[k] @ (pose - means[k])
+        for m in range(pose.shape[0]):
+            diff[m] = pose[m] - means[k, m]
+        np.dot(chols[k], diff, d)
         score = log_norm[k] - 0.5 * (d @ d)
         if score > best:
             best, best_k = score, k
@@ -238,11 +252,26 @@ def reseed_chains(p: np.ndarray, g: np.ndarray, R_base: np.ndarray, dirs: np.nda
     return q
 
 
-def mirror_depth(dirs: np.ndarray, flips: np.ndarray) -> np.ndarray:
-    """The limb directions with the lower limbs of the flagged hinge chains mirrored in depth."""
-    out = dirs.copy()
-    out[HINGE_LIMBS[flips, 1], 2] *= -1
-    return out
+@njit(cache=True)
+def fit_frame(
+    joints: np.ndarray, dirs: np.ndarray, p: np.ndarray, R_base: np.ndarray, g: np.ndarray,
+    xn: np.ndarray, w2: np.ndarray, wd: np.ndarray, ws: np.ndarray, means: np.ndarray,
+    chols: np.ndarray, log_norm: np.ndarray, wp: float, lo: np.ndarray, hi: np.ndarray,
+    iterations: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """One frame's compiled part, in one call rather than four: the depth-sign repair, the
+    limb directions with the flagged lower limbs mirrored in depth, the reseeded start and
+    the LM solve from the previous parameters ``p``. Returns the fitted (17, 3) joints, the
+    parameters, the pelvis rotation and the repair's flags."""
+    flips = repair_depth_signs(joints, dirs, lo, hi)
+    target = dirs.copy()
+    for c in range(len(flips)):
+        if flips[c]:
+            target[HINGE_LIMBS[c, 1], 2] *= -1
+    start = reseed_chains(p, g, R_base, target, flips, lo, hi)
+    p, R = levenberg_marquardt(start, g, R_base, xn, w2, target, wd, p, ws, means, chols,
+                               log_norm, wp, lo, hi, iterations)  # fmt: skip
+    return forward(p, g, R)[0], p, R, flips
 
 
 @dataclass(frozen=True)
@@ -279,18 +308,27 @@ class PersonFit:
         self.prior = prior
         self.w = weights
         self.lo, self.hi = bounds()
-        self.lengths: list[np.ndarray] = []
+        self.lengths = np.empty((BONE_FRAMES, N_LIMBS))  # per lifted frame, the first rows
+        self.n_lengths = 0  # rows filled: a median over an array, not a list, per frame
         self.geometry = geometry(height_bones, prior.foot_angle)
         self.params: np.ndarray | None = None
         self.R_base = np.eye(3)
         self.repaired = np.zeros(len(HINGE_LIMBS), bool)  # last frame's mirrored chains
+        # the smoothness weights (none on a first frame) and the direction and prior
+        # weights' constant factors, once per person rather than per frame
+        self.smooth = np.full(N_PARAMS, 1 / np.radians(weights.sigma_smooth_deg))
+        self.smooth[:3] = 1 / weights.sigma_smooth_m
+        self.no_smooth = np.zeros(N_PARAMS)
+        self.direction_scale = np.radians(weights.sigma_direction_deg)
+        self.prior_scale = np.sqrt(weights.prior_weight)
 
     def _update_bones(self, joints: np.ndarray) -> None:
-        if len(self.lengths) >= BONE_FRAMES:
+        if self.n_lengths >= BONE_FRAMES:
             return
-        self.lengths.append(np.linalg.norm(limb_vectors(joints), axis=-1))
-        if len(self.lengths) >= MIN_BONE_FRAMES:
-            bones = np.median(self.lengths, axis=0)
+        self.lengths[self.n_lengths] = np.linalg.norm(limb_vectors(joints), axis=-1)
+        self.n_lengths += 1
+        if self.n_lengths >= MIN_BONE_FRAMES:
+            bones = np.median(self.lengths[: self.n_lengths], axis=0)
             self.geometry = geometry(bones, self.prior.foot_angle)
 
     def __call__(
@@ -304,26 +342,26 @@ class PersonFit:
             self.params = None
             return joints
         self._update_bones(joints)
-        self.repaired = repair_depth_signs(joints, dirs, self.lo, self.hi)
-        target = mirror_depth(dirs, self.repaired)
         if self.params is None:
             self.params, self.R_base = inverse(joints, self.lo, self.hi)
-            smooth = np.zeros(N_PARAMS)
+            smooth = self.no_smooth
         else:
-            smooth = np.full(N_PARAMS, 1 / np.radians(self.w.sigma_smooth_deg))
-            smooth[:3] = 1 / self.w.sigma_smooth_m
-        start = reseed_chains(self.params, self.geometry, self.R_base, target, self.repaired,
-                              self.lo, self.hi)  # fmt: skip
+            smooth = self.smooth
         seen = np.isfinite(uv).all(1) & (vis >= vis_min)
-        xn = np.column_stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1]])
-        xn = np.nan_to_num(xn)
-        diag = np.linalg.norm(xn[seen].max(0) - xn[seen].min(0)) if seen.sum() > 1 else 1.0
+        xn = np.empty((len(uv), 2))  # normalized image coordinates, filled in place
+        xn[:, 0] = (uv[:, 0] - K[0, 2]) / K[0, 0]
+        xn[:, 1] = (uv[:, 1] - K[1, 2]) / K[1, 1]
+        xn = nan_to_num(xn)
+        diag = 1.0
+        if seen.sum() > 1:  # np.linalg.norm's value and type, without its checks
+            box = xn[seen]
+            diag = np.float64(vector_length(box.max(0) - box.min(0)))
         w2 = np.where(seen, np.sqrt(np.clip(vis, 0, 1)), 0.0) / (self.w.sigma_2d * diag)
         floor = self.w.confidence_floor
-        wd = np.sqrt(floor + (1 - floor) * confidence) / np.radians(self.w.sigma_direction_deg)
-        self.params, self.R_base = levenberg_marquardt(
-            start, self.geometry, self.R_base, xn, w2, target, wd, self.params, smooth,
+        wd = np.sqrt(floor + (1 - floor) * confidence) / self.direction_scale
+        fitted, self.params, self.R_base, self.repaired = fit_frame(
+            joints, dirs, self.params, self.R_base, self.geometry, xn, w2, wd, smooth,
             self.prior.means, self.prior.chols, self.prior.log_norm,
-            np.sqrt(self.w.prior_weight), self.lo, self.hi, self.w.iterations,
+            self.prior_scale, self.lo, self.hi, self.w.iterations,
         )  # fmt: skip
-        return forward(self.params, self.geometry, self.R_base)[0]
+        return fitted

@@ -161,6 +161,38 @@ def rot_z(a: float) -> np.ndarray:
 
 
 @njit(cache=True)
+def _mm_entries(A, b00, b01, b02, b10, b11, b12, b20, b21, b22):  # noqa: ANN001, ANN202
+    """``mm(A, B)`` with B given by its entries, the same products and sums: no B array."""
+    out = np.empty((3, 3))
+    for i in range(3):
+        out[i, 0] = A[i, 0] * b00 + A[i, 1] * b10 + A[i, 2] * b20
+        out[i, 1] = A[i, 0] * b01 + A[i, 1] * b11 + A[i, 2] * b21
+        out[i, 2] = A[i, 0] * b02 + A[i, 1] * b12 + A[i, 2] * b22
+    return out
+
+
+@njit(cache=True)
+def turn_x(A: np.ndarray, a: float) -> np.ndarray:
+    """``mm(A, rot_x(a))`` without the rotation's own array (the per-frame fit builds ~30)."""
+    c, s = np.cos(a), np.sin(a)
+    return _mm_entries(A, 1.0, 0.0, 0.0, 0.0, c, -s, 0.0, s, c)
+
+
+@njit(cache=True)
+def turn_y(A: np.ndarray, a: float) -> np.ndarray:
+    """``mm(A, rot_y(a))`` without the rotation's own array."""
+    c, s = np.cos(a), np.sin(a)
+    return _mm_entries(A, c, 0.0, s, 0.0, 1.0, 0.0, -s, 0.0, c)
+
+
+@njit(cache=True)
+def turn_z(A: np.ndarray, a: float) -> np.ndarray:
+    """``mm(A, rot_z(a))`` without the rotation's own array."""
+    c, s = np.cos(a), np.sin(a)
+    return _mm_entries(A, c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0)
+
+
+@njit(cache=True)
 def zxy(a: float, b: float, c: float) -> np.ndarray:
     """Intrinsic Z, X, Y Cardan rotation."""
     return mm(mm(rot_z(a), rot_x(b)), rot_y(c))
@@ -200,11 +232,16 @@ DESCENDANTS = _descendants()
 @njit(cache=True)
 def _ball_frame(R_parent, i, p, sign, center, axes, centers):  # noqa: ANN001, ANN202
     """Frame of a ball joint (parameters i..i+2) and the axes of its three angles."""
-    Ra = mm(R_parent, rot_z(p[i]))
-    Rb = mm(Ra, rot_x(-sign * p[i + 1]))
-    axes[i], axes[i + 1], axes[i + 2] = R_parent[:, 2], -sign * Ra[:, 0], sign * Rb[:, 1]
-    centers[i], centers[i + 1], centers[i + 2] = center, center, center
-    return mm(Rb, rot_y(sign * p[i + 2]))
+    Ra = turn_z(R_parent, p[i])
+    Rb = turn_x(Ra, -sign * p[i + 1])
+    for c in range(3):
+        axes[i, c], axes[i + 1, c], axes[i + 2, c] = (
+            R_parent[c, 2],
+            -sign * Ra[c, 0],
+            sign * Rb[c, 1],
+        )
+        centers[i, c] = centers[i + 1, c] = centers[i + 2, c] = center[c]
+    return turn_y(Rb, sign * p[i + 2])
 
 
 @njit(cache=True)
@@ -212,7 +249,10 @@ def kinematics(
     p: np.ndarray, g: np.ndarray, R_base: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(17, 3) camera-frame joints, the pelvis rotation, and per parameter the world axis and
-    centre of its rotation (the joints it moves, DESCENDANTS, turn about them)."""
+    centre of its rotation (the joints it moves, DESCENDANTS, turn about them).
+    Written per coordinate (``X[j, c] = a[c] + s * R[c, 1]``, the same operations as the
+    vector form) so that a call builds a few arrays, not ~150: the fit calls it ~12 times
+    per frame."""
     X = np.zeros((17, 3))
     axes = np.zeros((N_PARAMS, 3))
     centers = np.zeros((N_PARAMS, 3))
@@ -221,41 +261,51 @@ def kinematics(
     for i in range(3):
         axes[3 + i] = R_base[:, i]  # exact at a zero increment (the fit re-bases each step)
         centers[3 + i] = root
-    X[J_RHIP] = root + 0.5 * g[G_HIP_W] * Rp[:, 2]
-    X[J_LHIP] = root - 0.5 * g[G_HIP_W] * Rp[:, 2]
-    Rx = mm(Rp, rot_x(p[6]))
-    axes[6], axes[7] = Rp[:, 0], Rx[:, 1]
-    centers[6], centers[7] = root, root
-    Rt = mm(Rx, rot_y(p[7]))
-    mid_sh = root + g[G_TRUNK] * Rt[:, 1]
-    X[J_RSH] = mid_sh + 0.5 * g[G_SHOULDER_W] * Rt[:, 2]
-    X[J_LSH] = mid_sh - 0.5 * g[G_SHOULDER_W] * Rt[:, 2]
-    Rz = mm(Rt, rot_z(p[8]))
-    axes[8], axes[9] = Rt[:, 2], Rz[:, 0]
-    centers[8], centers[9] = mid_sh, mid_sh
-    X[J_NOSE] = mid_sh + g[G_NOSE] * mm(Rz, rot_x(p[9]))[:, 1]
+    half_hips = 0.5 * g[G_HIP_W]
+    for c in range(3):
+        X[J_RHIP, c] = root[c] + half_hips * Rp[c, 2]
+        X[J_LHIP, c] = root[c] - half_hips * Rp[c, 2]
+    Rx = turn_x(Rp, p[6])
+    Rt = turn_y(Rx, p[7])
+    Rz = turn_z(Rt, p[8])
+    Rn = turn_x(Rz, p[9])
+    mid_sh = np.empty(3)
+    half_shoulders = 0.5 * g[G_SHOULDER_W]
+    for c in range(3):
+        axes[6, c], axes[7, c] = Rp[c, 0], Rx[c, 1]
+        centers[6, c] = centers[7, c] = root[c]
+        mid_sh[c] = root[c] + g[G_TRUNK] * Rt[c, 1]
+        X[J_RSH, c] = mid_sh[c] + half_shoulders * Rt[c, 2]
+        X[J_LSH, c] = mid_sh[c] - half_shoulders * Rt[c, 2]
+        axes[8, c], axes[9, c] = Rt[c, 2], Rz[c, 0]
+        centers[8, c] = centers[9, c] = mid_sh[c]
+        X[J_NOSE, c] = mid_sh[c] + g[G_NOSE] * Rn[c, 1]
     for k in range(2):  # 0 right, 1 left
         sign = 1.0 - 2.0 * k
         h = 10 + 7 * k
         hip = X[J_HIP_SIDE[k]].copy()
         Rf = _ball_frame(Rp, h, p, sign, hip, axes, centers)
-        knee = hip - g[8 + k] * Rf[:, 1]
-        axes[h + 3], centers[h + 3] = -Rf[:, 2], knee
-        Rs = mm(Rf, rot_z(-p[h + 3]))
-        ankle = knee - g[10 + k] * Rs[:, 1]
+        knee, ankle = X[J_KNEE_SIDE[k]], X[J_ANKLE_SIDE[k]]  # views: written in place
+        for c in range(3):
+            knee[c] = hip[c] - g[8 + k] * Rf[c, 1]
+            axes[h + 3, c], centers[h + 3, c] = -Rf[c, 2], knee[c]
+        Rs = turn_z(Rf, -p[h + 3])
+        for c in range(3):
+            ankle[c] = knee[c] - g[10 + k] * Rs[c, 1]
         Rfoot = _ball_frame(Rs, h + 4, p, sign, ankle, axes, centers)
         f = 12 + 4 * k
-        X[J_KNEE_SIDE[k]] = knee
-        X[J_ANKLE_SIDE[k]] = ankle
-        X[J_HEEL_SIDE[k]] = ankle + g[f] * Rfoot[:, 0] + g[f + 1] * Rfoot[:, 1]
-        X[J_TOE_SIDE[k]] = ankle + g[f + 2] * Rfoot[:, 0] + g[f + 3] * Rfoot[:, 1]
+        for c in range(3):
+            X[J_HEEL_SIDE[k], c] = ankle[c] + g[f] * Rfoot[c, 0] + g[f + 1] * Rfoot[c, 1]
+            X[J_TOE_SIDE[k], c] = ankle[c] + g[f + 2] * Rfoot[c, 0] + g[f + 3] * Rfoot[c, 1]
         a = 24 + 4 * k
         shoulder = X[J_SH_SIDE[k]].copy()
         Rh = _ball_frame(Rt, a, p, sign, shoulder, axes, centers)
-        elbow = shoulder - g[4 + k] * Rh[:, 1]
-        axes[a + 3], centers[a + 3] = Rh[:, 2], elbow
-        X[J_ELBOW_SIDE[k]] = elbow
-        X[J_WRIST_SIDE[k]] = elbow - g[6 + k] * mm(Rh, rot_z(p[a + 3]))[:, 1]
+        Re = turn_z(Rh, p[a + 3])
+        elbow = X[J_ELBOW_SIDE[k]]
+        for c in range(3):
+            elbow[c] = shoulder[c] - g[4 + k] * Rh[c, 1]
+            axes[a + 3, c], centers[a + 3, c] = Rh[c, 2], elbow[c]
+            X[J_WRIST_SIDE[k], c] = elbow[c] - g[6 + k] * Re[c, 1]
     return X, Rp, axes, centers
 
 
@@ -275,8 +325,16 @@ def joint_jacobian(X: np.ndarray, axes: np.ndarray, centers: np.ndarray) -> np.n
         for c in range(3):
             JX[j, c, c] = 1.0
         for i in range(3, N_PARAMS):
-            if DESCENDANTS[i, j]:
-                JX[j, :, i] = np.cross(axes[i], X[j] - centers[i])
+            if DESCENDANTS[i, j]:  # axis x (X_j - centre), in scalars: no array per pair
+                a0, a1, a2 = axes[i, 0], axes[i, 1], axes[i, 2]
+                d0, d1, d2 = (
+                    X[j, 0] - centers[i, 0],
+                    X[j, 1] - centers[i, 1],
+                    X[j, 2] - centers[i, 2],
+                )
+                JX[j, 0, i] = a1 * d2 - a2 * d1
+                JX[j, 1, i] = a2 * d0 - a0 * d2
+                JX[j, 2, i] = a0 * d1 - a1 * d0
     return JX
 
 

@@ -80,8 +80,9 @@ class PofOnnx:
             self.history = np.concatenate([self.history[1:], feats[None]])
         frames = self.history[:: self.frame_step]
         window = frames.transpose(1, 0, 2).reshape(1, N_LIMBS, -1)
-        feed = {"features": window, "prior": self.prior}
-        inputs = self.model.inputs
-        pof, z = self.model.session.run(None, {k: v for k, v in feed.items() if k in inputs})
-        self.prior = np.concatenate([pof, np.ones((1, N_LIMBS, 1), np.float32)], -1)
+        if "prior" not in self.model.inputs:  # the MLP: no prior to feed or to carry
+            pof, z = self.model.session.run(None, {"features": window})
+        else:
+            pof, z = self.model.session.run(None, {"features": window, "prior": self.prior})
+            self.prior = np.concatenate([pof, np.ones((1, N_LIMBS, 1), np.float32)], -1)
         return pof[0], 1 / (1 + np.exp(-z[0]))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from models.arrays import nan_to_num
 from models.skeleton import LIMBS, N_JOINTS
 
 # MediaPipe's elbow->wrist / shoulder->elbow on Demo_MultiPerson (median, multi-view
@@ -35,6 +36,7 @@ BONE_RATIOS = np.array([
     0.2292, 0.2621, 0.1751, 0.1751, 0.0559, 0.1204, 0.0559, 0.1204,
 ])  # fmt: skip
 LIMB_WEIGHT = 1.0
+LIMB_WEIGHTS = np.full(len(LIMBS), LIMB_WEIGHT)  # the default: built once, never written
 DAMPING = 1e-9  # keeps the system solvable when too few rays are seen
 
 
@@ -45,8 +47,9 @@ def bone_lengths(height: float) -> np.ndarray:
 
 def rays(uv: np.ndarray, K: np.ndarray) -> np.ndarray:
     """(J, 2) pixels -> (J, 3) unit camera rays."""
-    q = np.column_stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1],
-                         np.ones(len(uv))])  # fmt: skip
+    q = np.ones((len(uv), 3))  # filled in place: column_stack's copies cost more than the maths
+    q[:, 0] = (uv[:, 0] - K[0, 2]) / K[0, 0]
+    q[:, 1] = (uv[:, 1] - K[1, 2]) / K[1, 1]
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
@@ -54,7 +57,8 @@ def correct_z_sign(pof: np.ndarray, z_prob: np.ndarray, margin: float = 0.3) -> 
     """Flip a limb's depth component where the sign head confidently disagrees with it."""
     out = pof.copy()
     flip = (np.abs(z_prob - 0.5) > margin) & ((z_prob > 0.5) != (pof[:, 2] > 0))
-    out[flip, 2] *= -1
+    if flip.any():  # most frames flip nothing
+        out[flip, 2] *= -1
     return out
 
 
@@ -86,16 +90,16 @@ def solve(uv: np.ndarray, visible: np.ndarray, K: np.ndarray, pof: np.ndarray,
           lengths: np.ndarray, limb_weight: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Camera-frame (J, 3) joints from (J, 2) pixels, (J,) visibility flags, intrinsics,
     (L, 3) unit limb orientations and (L,) bone lengths (m)."""
-    q = rays(np.nan_to_num(uv), K)
-    lw = np.full(len(LIMBS), LIMB_WEIGHT) if limb_weight is None else limb_weight
+    q = rays(nan_to_num(uv), K)
+    lw = LIMB_WEIGHTS if limb_weight is None else np.asarray(limb_weight, np.float64)
     target = pof * lengths[:, None]
-    return _solve(q, visible.astype(np.float64), LIMBS, target, lw.astype(np.float64))
+    return _solve(q, visible.astype(np.float64), LIMBS, target, lw)
 
 
 def solve_reference(uv: np.ndarray, visible: np.ndarray, K: np.ndarray, pof: np.ndarray,
                     lengths: np.ndarray) -> np.ndarray:  # fmt: skip
     """Plain numpy version of ``solve`` (stacked residual rows, lstsq) for the tests."""
-    q = rays(np.nan_to_num(uv), K)
+    q = rays(nan_to_num(uv), K)
     rows, rhs = [], []
     for j in range(N_JOINTS):
         if visible[j]:

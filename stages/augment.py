@@ -173,7 +173,9 @@ class Augment(Stage):
         estimated = np.zeros(len(MARKERS_64), bool)
         estimated[: len(MARKERS_21)] = packet.data.get("markers_21_estimated", False)
         mirrored = markers.copy()
-        mirror_missing(mirrored, ~np.isfinite(markers).all(axis=1))
+        missing = ~np.isfinite(markers).all(axis=1)
+        if missing.any():  # the usual frame has all 21: nothing to mirror
+            mirror_missing(mirrored, missing)
         for part, track in zip(self._parts, tracks, strict=True):
             self._advance(part, track, markers, mirrored, out, estimated)
         present = np.isfinite(out).all(axis=1)
@@ -214,7 +216,8 @@ class Augment(Stage):
         hip = markers[HIP]
         inputs = markers[part.input_rows]
         observed = np.isfinite(inputs).all(axis=1)
-        if not (np.isfinite(hip).all() and observed.mean() >= MIN_OBSERVED_FRACTION):
+        share = np.count_nonzero(observed) / len(observed)  # observed.mean(), without its set-up
+        if not (np.isfinite(hip).all() and share >= MIN_OBSERVED_FRACTION):
             track.gap += 1
             if track.gap > self.max_gap_frames:
                 track.forget()
@@ -222,12 +225,14 @@ class Augment(Stage):
         track.gap = 0
         track.held[observed] = inputs[observed] - hip
         never_seen = ~np.isfinite(track.held).all(axis=1)
-        track.held[never_seen] = mirrored[part.input_rows][never_seen] - hip
-        if not np.isfinite(track.held).all():
-            return  # a feature marker neither seen nor mirrorable: nothing to hold yet
+        if never_seen.any():  # (only until every feature marker has been seen once)
+            track.held[never_seen] = mirrored[part.input_rows][never_seen] - hip
+            if not np.isfinite(track.held).all():
+                return  # a feature marker neither seen nor mirrorable: nothing to hold yet
         features = track.model.features(track.held, self.height, self.mass)
         out[part.output_rows] = track.model.step(features) * self.height + hip
         estimated[part.output_rows] = True
-        held_rows = part.input_rows[~observed]
-        out[held_rows] = track.held[~observed] + hip
-        estimated[held_rows] = True
+        if not observed.all():
+            held_rows = part.input_rows[~observed]
+            out[held_rows] = track.held[~observed] + hip
+            estimated[held_rows] = True

@@ -33,7 +33,7 @@ from models.kinematic_fit import FitWeights, PersonFit
 from models.kinematic_model import N_PARAMS, forward
 from models.pof_solver import bone_lengths
 from models.pose_prior import PosePrior
-from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_JOINTS, N_LIMBS, limb_vectors, unit
+from models.skeleton import MEDIAPIPE_INDEX, N_JOINTS, N_LIMBS, limb_vectors, mid_hip, unit
 
 
 class KinematicFit(Stage):
@@ -87,11 +87,11 @@ class KinematicFit(Stage):
         )
         lifted = packet.data["joints_camera"]
         world = packet.data["world_3d"].copy()
-        world[MEDIAPIPE_INDEX] = joints - joints[HIPS].mean(0)
+        world[MEDIAPIPE_INDEX] = joints - mid_hip(joints)
         packet.data["world_3d"] = world
         packet.data["joints_camera"] = joints
         packet.data["fit_residual"] = np.linalg.norm(
-            world[MEDIAPIPE_INDEX] - (lifted - lifted[HIPS].mean(0)), axis=1
+            world[MEDIAPIPE_INDEX] - (lifted - mid_hip(lifted)), axis=1
         )
         return packet
 

@@ -33,7 +33,7 @@ from core.intrinsics import Intrinsics
 from core.marker_sets import MARKERS_21
 
 IDX = {name: i for i, name in enumerate(MARKERS_21)}
-FOOT = [IDX[n] for n in ("RHeel", "LHeel", "RBigToe", "LBigToe")]
+FOOT = np.array([IDX[n] for n in ("RHeel", "LHeel", "RBigToe", "LBigToe")])
 WORLD_TO_LAB = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 CAMERA_UP_LEVEL = np.array([0.0, -1.0, 0.0])  # up in the frame of a level camera
 
@@ -65,12 +65,24 @@ def up_pitch_roll(up: np.ndarray) -> tuple[float, float]:
     )
 
 
+def append_row(buffer: np.ndarray, n: int, row: np.ndarray) -> np.ndarray:
+    """``buffer`` (its first ``n`` rows used) with ``row`` written after them, doubled first
+    if full. The levelling's histories grow per frame and are read whole per frame: kept as
+    lists, each read would first stack hundreds of small arrays."""
+    if n == len(buffer):
+        buffer = np.concatenate([buffer, np.empty_like(buffer)])
+    buffer[n] = row
+    return buffer
+
+
 def lab_rotation(up: np.ndarray) -> np.ndarray:
     """Camera -> lab rotation (rows: lab X, Y, Z in camera coordinates) for this up vector."""
     y = up / np.linalg.norm(up)
     x = np.array([1.0, 0.0, 0.0]) - y[0] * y  # the camera's right on the floor
     x /= np.linalg.norm(x)
-    return np.stack([x, y, np.cross(x, y)])
+    # x cross y, the products and differences np.cross takes, without its ~8 us of set-up
+    z = [x[1] * y[2] - x[2] * y[1], x[2] * y[0] - x[0] * y[2], x[0] * y[1] - x[1] * y[0]]
+    return np.stack([x, y, np.array(z)])
 
 
 def segment_normals(segments: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +135,9 @@ class UpEstimate:
     """
 
     axis_sum: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    floor: list[np.ndarray] = field(default_factory=list)  # still-foot markers, camera frame
+    # still-foot markers (camera frame): the first ``n_floor`` rows (``append_row``)
+    floor: np.ndarray = field(default_factory=lambda: np.empty((64, 3)))
+    n_floor: int = 0
     normals: list[np.ndarray] = field(default_factory=list)
     weights: list[np.ndarray] = field(default_factory=list)
     line_frames: int = 0
@@ -137,7 +151,8 @@ class UpEstimate:
         if np.isfinite(norm) and norm > 1e-6:
             self.axis_sum += -axis / norm
         for k in np.flatnonzero(still & np.isfinite(markers[FOOT]).all(axis=1)):
-            self.floor.append(markers[FOOT[k]])
+            self.floor = append_row(self.floor, self.n_floor, markers[FOOT[k]])
+            self.n_floor += 1
 
     def body_up(self) -> np.ndarray:
         """The body's cue: its mean axis, corrected by the floor plane where the still feet
@@ -147,9 +162,9 @@ class UpEstimate:
             return CAMERA_UP_LEVEL
         axis = self.axis_sum / norm
         q = (np.eye(3) - np.outer(axis, axis)) / BODY_AXIS_SD**2
-        if len(self.floor) >= 3:
-            p = np.array(self.floor)
-            p -= p.mean(axis=0)
+        if self.n_floor >= 3:
+            floor = self.floor[: self.n_floor]
+            p = floor - floor.mean(axis=0)
             q += p.T @ p / len(p) / FLOOR_SD**2
         up = np.linalg.eigh(q)[1][:, 0]
         return up * np.sign(up @ axis)
@@ -211,7 +226,9 @@ class Levelling:
         elif math.isfinite(pitch_deg) and math.isfinite(roll_deg):
             self.fixed_up = pitch_roll_up(pitch_deg, roll_deg)
         self.pitch_deg, self.roll_deg = pitch_deg, roll_deg
-        self.lowest: list[np.ndarray] = []  # each frame's foot markers, camera frame
+        # each frame's foot markers (camera frame): the first ``n_lowest`` rows (``append_row``)
+        self.lowest = np.empty((64, len(FOOT), 3))
+        self.n_lowest = 0
         self.frame = LabFrame(lab_rotation(CAMERA_UP_LEVEL), np.zeros(3))
         self._still = _StillFeet()
         self.start_s: float | None = None
@@ -249,7 +266,8 @@ class Levelling:
             self.estimate.add_body(markers, still)
             feet = markers[FOOT]
             if np.isfinite(feet).all():
-                self.lowest.append(feet)
+                self.lowest = append_row(self.lowest, self.n_lowest, feet)
+                self.n_lowest += 1
         if segments is not None and len(segments):
             self.estimate.add_lines(segments, K)
         self.frame = self._frame()
@@ -258,8 +276,9 @@ class Levelling:
     def _frame(self) -> LabFrame:
         up = self.up()
         below = None  # the camera's height above the lowest foot markers, median
-        if self.lowest:
-            below = -float(np.median(np.min(np.array(self.lowest) @ up, axis=1)))
+        if self.n_lowest:
+            lowest = self.lowest[: self.n_lowest]
+            below = -float(np.median(np.min(lowest @ up, axis=1)))
         if self.world is not None:
             R, t = self.world
             camera_height = float(-(R.T @ t)[2])

@@ -29,7 +29,7 @@ from core.stage import Stage
 from models.lifter import lift_frame
 from models.pof_onnx import TRAINED_FPS, PofModel, PofOnnx, frame_step_for
 from models.pof_solver import bone_lengths, solve
-from models.skeleton import HIPS, MEDIAPIPE_INDEX, N_LIMBS
+from models.skeleton import MEDIAPIPE_INDEX, N_LIMBS, mid_hip
 
 PROJECT = Path(__file__).resolve().parent.parent  # relative model paths start here
 
@@ -82,7 +82,7 @@ class PofLift(Stage):
         lifted = lift_frame(self._lifter(packet), uv, vis, K, mediapipe, self.bones, self.vis_min)
         joints = lifted.joints
         world = packet.data["world_3d"].copy()
-        world[MEDIAPIPE_INDEX] = joints - joints[HIPS].mean(0)
+        world[MEDIAPIPE_INDEX] = joints - mid_hip(joints)
         packet.data["world_3d"] = world
         packet.data["joints_camera"] = joints
         packet.data["limb_directions"] = lifted.directions

@@ -45,6 +45,7 @@ from core.landmarks import LANDMARK
 from core.marker_sets import MARKERS_21
 from core.packet import Packet
 from core.stage import Stage
+from models.arrays import vector_length
 from models.confidence import MarkerConfidence, joint_features
 from models.skeleton import JOINTS, MEDIAPIPE_INDEX
 from stages.levelling import Levelling
@@ -64,6 +65,21 @@ SMALL_TOE_LATERAL = 0.25  # fraction of heel->big-toe length lateral of the big 
 MEDIAPIPE_BODY_HEIGHT = 1.70
 SCALE_CALIBRATION_FRAMES = 600  # the running median freezes after this many usable frames
 JOINT_ROWS = np.array([IDX[name] for name in JOINTS])  # the 17 observed joints in MARKERS_21
+# MediaPipe's landmarks that are markers: their rows in MARKERS_21 and in the 33 landmarks.
+LANDMARK_ROWS = np.array([IDX[name] for name in LANDMARK])
+LANDMARK_INDEX = np.array(list(LANDMARK.values()))
+# The markers whose visibility gates the height estimate (not the arms: they bend).
+HEIGHT_ROWS = np.array(
+    [IDX[n] for n in MARKERS_21 if n not in ("RWrist", "LWrist", "RElbow", "LElbow")]
+)
+SMALL_TOE_ROWS = np.array([IDX["RSmallToe"], IDX["LSmallToe"]])
+# The markers as sure as the less sure of two others: (row, row a, row b).
+LEAST_SURE_OF = tuple(
+    (IDX[name], IDX[a], IDX[b])
+    for name, (a, b) in (("Hip", ("RHip", "LHip")), ("Neck", ("RShoulder", "LShoulder")),
+                         ("RSmallToe", ("RHeel", "RBigToe")),
+                         ("LSmallToe", ("LHeel", "LBigToe")))
+)  # fmt: skip
 # The markers of each part the swap repair swaps on its own (stages/swap_repair.py PARTS).
 _ARMS = ("Nose", "Neck", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist")
 SWAP_ROWS = {
@@ -77,7 +93,7 @@ def standing_height(m: np.ndarray) -> float:
     """Standing-height proxy (m) from one frame of 21 markers; NaN when a segment is missing."""
 
     def seg(a: str, b: str) -> float:
-        return float(np.linalg.norm(m[IDX[a]] - m[IDX[b]]))
+        return vector_length(m[IDX[a]] - m[IDX[b]])
 
     def pair(a: str, b: str) -> float:
         return 0.5 * (seg("R" + a, "R" + b) + seg("L" + a, "L" + b))
@@ -87,21 +103,33 @@ def standing_height(m: np.ndarray) -> float:
     return pair("Heel", "Ankle") + pair("Ankle", "Knee") + pair("Knee", "Hip") + trunk + head
 
 
+def sorted_median(values: list[float]) -> float:
+    """The median of an already sorted list, as ``np.median`` computes it (the mean of the
+    two middle values of an even count) without turning the list into an array per frame."""
+    middle = len(values) // 2
+    if len(values) % 2:
+        return values[middle]
+    return (values[middle - 1] + values[middle]) / 2
+
+
+# Per side: (sign of the lateral axis, heel, big toe, small toe rows).
+_FOOT_ROWS = tuple((sign, IDX[s + "Heel"], IDX[s + "BigToe"], IDX[s + "SmallToe"])
+                   for s, sign in (("R", 1.0), ("L", -1.0)))  # fmt: skip
+
+
 def place_small_toes(m: np.ndarray) -> None:
     """Estimate RSmallToe/LSmallToe in place from heel, big toe and the pelvis' lateral axis."""
     lateral = m[IDX["RHip"]] - m[IDX["LHip"]]  # points to the subject's right
-    for side, sign in (("R", 1.0), ("L", -1.0)):
-        heel, toe = m[IDX[side + "Heel"]], m[IDX[side + "BigToe"]]
+    for sign, heel_row, toe_row, small_toe_row in _FOOT_ROWS:
+        heel, toe = m[heel_row], m[toe_row]
         foot = toe - heel
-        length = np.linalg.norm(foot)
+        length = np.float64(vector_length(foot))  # np.linalg.norm's value and type
         out = sign * (lateral - foot * (lateral @ foot) / max(length**2, 1e-12))
-        norm = np.linalg.norm(out)
+        norm = np.float64(vector_length(out))
         if not np.isfinite(norm) or norm < 1e-9 or length < 1e-6:
-            m[IDX[side + "SmallToe"]] = np.nan
+            m[small_toe_row] = np.nan
             continue
-        m[IDX[side + "SmallToe"]] = (
-            toe - SMALL_TOE_BACK * foot + SMALL_TOE_LATERAL * length * out / norm
-        )
+        m[small_toe_row] = toe - SMALL_TOE_BACK * foot + SMALL_TOE_LATERAL * length * out / norm
 
 
 def mirror_missing(m: np.ndarray, missing: np.ndarray) -> np.ndarray:
@@ -262,14 +290,11 @@ class MarkerBuilder(Stage):
         packet.data["confidence_features"] = features
         confidence = np.zeros(21)
         confidence[JOINT_ROWS] = self.confidence(features)
-        toes = [IDX["RSmallToe"], IDX["LSmallToe"]]
         mirrored = estimated.copy()
-        mirrored[toes] = False
+        mirrored[SMALL_TOE_ROWS] = False
         confidence[mirrored] = self.confidence.estimated
-        for name, parts in (("Hip", ("RHip", "LHip")), ("Neck", ("RShoulder", "LShoulder")),
-                            ("RSmallToe", ("RHeel", "RBigToe")),
-                            ("LSmallToe", ("LHeel", "LBigToe"))):  # fmt: skip
-            confidence[IDX[name]] = min(confidence[IDX[p]] for p in parts)
+        for row, a, b in LEAST_SURE_OF:
+            confidence[row] = min(confidence[a], confidence[b])
         kind = str(packet.meta.get("swap_repaired", ""))
         if kind != state.swap_kind:
             changed = np.zeros(21, bool)
@@ -293,9 +318,8 @@ class MarkerBuilder(Stage):
         vis = packet.data["visibility"]
         m = np.full((21, 3), np.nan)
         vis21 = np.zeros(21)
-        for name, k in LANDMARK.items():
-            m[IDX[name]] = world[k]
-            vis21[IDX[name]] = vis[k]
+        m[LANDMARK_ROWS] = world[LANDMARK_INDEX]
+        vis21[LANDMARK_ROWS] = vis[LANDMARK_INDEX]
         m[IDX["Hip"]] = 0.5 * (world[LANDMARK["LHip"]] + world[LANDMARK["RHip"]])
         vis21[IDX["Hip"]] = 1.0  # origin of MediaPipe's world frame: always known
         left, right = LANDMARK["LShoulder"], LANDMARK["RShoulder"]
@@ -307,7 +331,7 @@ class MarkerBuilder(Stage):
             parts = [IDX[side + "Heel"], IDX[side + "BigToe"]]
             vis21[toe] = vis21[parts].min()
         estimated = np.zeros(21, bool)
-        estimated[[IDX["RSmallToe"], IDX["LSmallToe"]]] = True
+        estimated[SMALL_TOE_ROWS] = True
 
         scale = self._update_scale(state, m, vis21)
         missing = vis21 < self.visibility_min
@@ -323,8 +347,7 @@ class MarkerBuilder(Stage):
 
         m *= scale
         image = np.full((21, 2), np.nan)
-        for name, k in LANDMARK.items():
-            image[IDX[name]] = packet.data["landmarks_2d"][k]
+        image[LANDMARK_ROWS] = packet.data["landmarks_2d"][LANDMARK_INDEX]
         weights = np.where(vis21 >= self.visibility_min, vis21, 0.0)
         weights[[IDX["Hip"], IDX["Neck"], IDX["RSmallToe"], IDX["LSmallToe"]]] = 0.0
         reference = np.where(np.isfinite(m), m, 0.0)  # unmatched rows carry zero weight
@@ -335,14 +358,13 @@ class MarkerBuilder(Stage):
 
     def _update_scale(self, state: _SourceState, m: np.ndarray, vis21: np.ndarray) -> float:
         """Running-median height estimate over usable frames -> metric scale factor."""
-        needed = [IDX[n] for n in MARKERS_21 if n not in ("RWrist", "LWrist", "RElbow", "LElbow")]
-        if len(state.heights) < SCALE_CALIBRATION_FRAMES and vis21[needed].min() >= 0.5:
+        if len(state.heights) < SCALE_CALIBRATION_FRAMES and vis21[HEIGHT_ROWS].min() >= 0.5:
             h = standing_height(m)
             if np.isfinite(h) and h > 0:
                 bisect.insort(state.heights, h)
         if not state.heights:
             return 1.0 if not np.isfinite(self.height) else self.height / MEDIAPIPE_BODY_HEIGHT
-        return self.height / float(np.median(state.heights))
+        return self.height / sorted_median(state.heights)
 
     def reset(self, source_id: str | None = None) -> None:
         if source_id is None:

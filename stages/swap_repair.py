@@ -48,6 +48,7 @@ import numpy as np
 from core.landmarks import LANDMARK, MEDIAPIPE_LANDMARKS, MIRROR, N_LANDMARKS
 from core.packet import Packet
 from core.stage import Stage
+from models.arrays import vector_length
 
 _MIRROR = np.array(MIRROR)
 _ARMS_END = MEDIAPIPE_LANDMARKS.index("left_hip")  # face and arms come before the hips
@@ -85,9 +86,11 @@ EVIDENCE = {
     "arms": _pairs("shoulder", "elbow", "wrist"),
     "legs": _pairs("hip", "knee", "ankle", "foot_index"),
 }
-_SHOULDERS = _pairs("shoulder")
-_HIPS = _pairs("hip")
-_TRUNK = [LANDMARK[name] for name in ("LShoulder", "RShoulder", "LHip", "RHip")]
+# (left, right) landmark of the shoulder and the hip line, as plain indices: rows, not
+# the (1, D) copies that index arrays give, for the four trunk checks per frame
+_SHOULDERS = (LANDMARK["LShoulder"], LANDMARK["RShoulder"])
+_HIPS = (LANDMARK["LHip"], LANDMARK["RHip"])
+_TRUNK = np.array([LANDMARK[name] for name in ("LShoulder", "RShoulder", "LHip", "RHip")])
 
 
 def compose(a: str, b: str) -> str:
@@ -101,7 +104,7 @@ def torso_scale(points: np.ndarray) -> float:
     left_shoulder, right_shoulder, left_hip, right_hip = points[_TRUNK]
     torso = (left_shoulder + right_shoulder - left_hip - right_hip) / 2
     widths = (left_shoulder - right_shoulder, left_hip - right_hip)
-    return float(max(np.linalg.norm(v) for v in (torso, *widths)))
+    return max(vector_length(v) for v in (torso, *widths))
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,8 @@ def _twist(points: np.ndarray) -> float:
     """How opposite the shoulder and hip lines of (33, D) landmarks point, from -1 (the same
     way) to 1: their dot product over the longer one's squared length. Not their cosine: a
     line foreshortened to a few pixels next to a long one points anywhere."""
-    shoulders, hips = _pair_vectors(points, _SHOULDERS)[0], _pair_vectors(points, _HIPS)[0]
+    shoulders = points[_SHOULDERS[0]] - points[_SHOULDERS[1]]
+    hips = points[_HIPS[0]] - points[_HIPS[1]]
     longer = float(max(shoulders @ shoulders, hips @ hips))
     twist = -float(shoulders @ hips) / longer if longer > 0 else 0.0
     return twist if np.isfinite(twist) else 0.0  # no 3D: no evidence
@@ -213,14 +217,18 @@ class SwapRepair(Stage):
             )
         # The trunk: keeping the labels twists it by ``twist`` (> 0 when the shoulder and hip
         # lines point opposite ways); swapping one part reverses the twist.
-        trunk = 2 * settings.trunk_weight * (_twist(xy) + _twist(world))
+        twist_xy, twist_world = _twist(xy), _twist(world)
+        trunk = 2 * settings.trunk_weight * (twist_xy + twist_world)
         options = {
             "": 0.0,
             "arms": gain["arms"] + trunk - settings.threshold,
             "legs": gain["legs"] + trunk - settings.threshold,
             "body": gain["arms"] + gain["legs"] - settings.threshold,
         }
-        if _twist(packet.data["landmarks_2d"]) < 0 and _twist(packet.data["world_3d"]) < 0:
+        if track.kind:  # else MediaPipe's own landmarks are xy and world: twists known
+            twist_xy = _twist(packet.data["landmarks_2d"])
+            twist_world = _twist(packet.data["world_3d"])
+        if twist_xy < 0 and twist_world < 0:
             # MediaPipe's own trunk is straight in 2D and 3D: repairing one part only would
             # twist it, so the labels stay as they are or turn round whole.
             options = {c: v for c, v in options.items() if compose(track.kind, c) in ("", "body")}

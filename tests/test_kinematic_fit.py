@@ -17,6 +17,7 @@ from core.packet import Packet
 from models import kinematic_fit, kinematic_model, pose_prior
 from models import kinematic_model as km
 from models.kinematic_fit import (
+    BONE_FRAMES,
     HINGE_LIMBS,
     N_RESIDUALS,
     FitWeights,
@@ -88,7 +89,7 @@ def exact_fitter(g: np.ndarray, prior: PosePrior, weights: FitWeights) -> Person
     w = replace(weights, prior_weight=0.0, sigma_smooth_deg=1e4, sigma_smooth_m=1e4)
     fit = PersonFit(bone_lengths(1.7), prior, replace(w, iterations=30))
     fit.geometry = g
-    fit.lengths = [np.zeros(18)] * 1000  # known bones: no online refinement
+    fit.n_lengths = BONE_FRAMES  # known bones: no online refinement
     return fit
 
 

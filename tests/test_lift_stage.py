@@ -13,7 +13,16 @@ from core.intrinsics import focal_length_px
 from core.packet import Packet
 from models.fusion import fuse
 from models.pof_onnx import PofOnnx
-from models.skeleton import HIPS, LIMB_NAMES, MEDIAPIPE_INDEX, N_LIMBS, J, limb_vectors, unit
+from models.skeleton import (
+    HIPS,
+    LIMB_NAMES,
+    MEDIAPIPE_INDEX,
+    N_LIMBS,
+    J,
+    limb_vectors,
+    mid_hip,
+    unit,
+)
 from models.training.camera import look_at, project
 from models.training.fit_fusion import fit_weights, write_weights
 from models.training.mocap import load_clips, split
@@ -140,3 +149,11 @@ def test_lift_mediapipe_passes_mediapipe_3d_through(config, tmp_path: Path) -> N
     assert out.data.keys() == before.keys()
     for key, value in before.items():
         np.testing.assert_array_equal(out.data[key], value)
+
+
+def test_mid_hip_is_the_hips_mean_bit_for_bit() -> None:
+    """The root the lift and the fit subtract equals numpy's mean of the two hips exactly."""
+    joints = np.random.default_rng(2).normal(0, 2, (300, len(J), 3))
+    for frame in joints:
+        assert mid_hip(frame).tobytes() == frame[HIPS].mean(0).tobytes()
+    assert len(joints) == 300
