@@ -2,12 +2,15 @@
 detection in its own process) and sequential (``--sequential``), side by side.
 
 All runs decode the same demo video; rounds interleave the three so machine noise hits
-them alike; the figures are medians over rounds. The models are loaded before the rounds
-(MediaPipe alone's own setup is outside its timing too). Prints fps of each, the ratios
-to MediaPipe alone, and per-stage milliseconds per frame (pipelined: detect runs in
-parallel with the rest, so the sum exceeds the time per frame).
+them alike; the figures are medians over rounds. The demo video lasts 1.7 s, so what each
+video costs once (the levelling's line search, filling and draining the pipeline) weighs
+more than in a real recording: ``--seconds S`` measures a clip of S seconds made of the
+demo's frames played forth and back (``bench/clips.py``, MPEG-4 at 30 fps). The models
+are loaded before the rounds (MediaPipe alone's own setup is outside its timing too).
+Prints fps of each, the ratios to MediaPipe alone, and per-stage milliseconds per frame
+(pipelined: detect runs in parallel with the rest, so the sum exceeds the time per frame).
 
-    uv run python -m bench.bench_offline [--rounds 5] [--video PATH]
+    uv run python -m bench.bench_offline [--rounds 5] [--video PATH | --seconds 20]
     uv run python -m bench.bench_offline --compare    # the check below, then exit
 
 ``--compare``: the four demo cameras, whole, pipelined and sequential: are their files
@@ -24,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.clips import paced_clip, read_frames
 from core.demo_data import demo_video
 from offline.pipelined import DetectionProcess
 from offline.runner import process_video
@@ -32,6 +36,8 @@ from stages.detect import pose_settings, pose_solution, warmed
 from stream.config import load_config
 from stream.native_stderr import filter_native_chatter
 from stream.pipeline import build_stages
+
+CLIP_FPS = 30.0  # --seconds: the clip's frame rate
 
 
 def mediapipe_alone_fps(video: Path, config: dict) -> float:
@@ -82,18 +88,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--video", type=Path)
+    parser.add_argument("--seconds", type=float, help="a clip of the demo's frames this long")
     parser.add_argument("--compare", action="store_true", help="pipelined == sequential?")
     args = parser.parse_args()
-    video = args.video or demo_video()
     config = load_config()
     if args.compare:
         raise SystemExit(0 if compare_modes(config) else 1)
+    with tempfile.TemporaryDirectory() as folder:
+        video = args.video or demo_video()
+        if args.seconds:
+            video = Path(folder) / f"demo_{args.seconds:g}s.mp4"
+            paced_clip(read_frames(demo_video()), CLIP_FPS, args.seconds, video)
+        measure(video, config, args.rounds)
+
+
+def measure(video: Path, config: dict, rounds: int) -> None:
+    """Interleaved rounds of the three modes on ``video``; print the figures."""
     sequential_stages = build_stages(config)
     after_detection = build_stages(config, start=1)
     fps: dict[str, list[float]] = {"alone": [], "pipelined": [], "sequential": []}
     per_stage = []
     with tempfile.TemporaryDirectory() as out, DetectionProcess(config) as detection:
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             fps["alone"].append(mediapipe_alone_fps(video, config))
             summary = process_video(
                 video, config, Path(out), after_detection, progress=False, detection=detection
@@ -103,7 +119,7 @@ def main() -> None:
             summary = process_video(video, config, Path(out), sequential_stages, progress=False)
             fps["sequential"].append(summary.fps)
     median = {mode: float(np.median(values)) for mode, values in fps.items()}
-    print(f"video: {video.name}, rounds: {args.rounds} (interleaved)")
+    print(f"video: {video.name}, rounds: {rounds} (interleaved)")
     print(f"MediaPipe alone     : {median['alone']:6.1f} fps")
     for mode in ("pipelined", "sequential"):
         ratio = median[mode] / median["alone"]
