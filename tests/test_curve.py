@@ -250,9 +250,12 @@ def test_live_run_with_curve_keys_serves_only_known_clients(
             name: Subscriber(publish, ("pose.",), security=stranger and stranger.options())
             for name, stranger in strangers(keys, other_keys).items()
         }
-        # subscribed before the example runs: what it receives meanwhile is queued, so a
-        # slow machine cannot let the 20 s source end before this client reads
+        # this client's first pose before the example runs, so that how long the example
+        # takes on a slow machine cannot let the 20 s source end first
         known = Subscriber(publish, ("pose.markers",), security=laptop(keys).options())
+        markers = known.recv(timeout_s=STARTUP_S)
+        assert markers is not None and markers[0] == "pose.markers"
+        assert len(markers[1]["markers"]) == 64
         example = subprocess.run(
             [sys.executable, "-m", "examples.subscriber", "--publish", publish,
              "--control", control, "--count", "5", "--server-key", keys / "server.key",
@@ -261,9 +264,6 @@ def test_live_run_with_curve_keys_serves_only_known_clients(
         )  # fmt: skip
         assert example.returncode == 0, example.stderr
         assert "64 markers" in example.stdout and "frame" in example.stdout
-        markers = known.recv(timeout_s=10.0)
-        assert markers is not None and markers[0] == "pose.markers"
-        assert len(markers[1]["markers"]) == 64
         got = {name: sub.recv(timeout_s=SILENCE_S) for name, sub in refused.items()}
         assert got == {name: None for name in refused}
         for subscriber in (known, *refused.values()):
