@@ -326,10 +326,8 @@ class MarkerBuilder(Stage):
         m[IDX["Neck"]] = 0.5 * (world[left] + world[right])
         vis21[IDX["Neck"]] = min(vis[left], vis[right])
         place_small_toes(m)
-        for side in "RL":
-            toe = IDX[side + "SmallToe"]
-            parts = [IDX[side + "Heel"], IDX[side + "BigToe"]]
-            vis21[toe] = vis21[parts].min()
+        for _, heel, toe, small_toe in _FOOT_ROWS:
+            vis21[small_toe] = min(vis21[heel], vis21[toe])
         estimated = np.zeros(21, bool)
         estimated[SMALL_TOE_ROWS] = True
 
