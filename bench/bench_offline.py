@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from bench.clips import paced_clip, read_frames
@@ -32,7 +31,7 @@ from core.demo_data import demo_video
 from offline.pipelined import DetectionProcess
 from offline.runner import process_video
 from stages.capture import VideoSource
-from stages.detect import pose_settings, pose_solution, warmed
+from stages.detect import pose_settings, pose_solution, rgb_of, warmed
 from stream.config import load_config
 from stream.native_stderr import filter_native_chatter
 from stream.pipeline import build_stages
@@ -51,7 +50,7 @@ def mediapipe_alone_fps(video: Path, config: dict) -> float:
     with warmed(pose_solution().Pose(**pose_settings(config["detect"]))) as pose:
         start = time.perf_counter()
         for packet in source:
-            pose.process(cv2.cvtColor(packet.image, cv2.COLOR_BGR2RGB))
+            pose.process(rgb_of(packet.image))
             frames += 1
         seconds = time.perf_counter() - start
     source.close()
