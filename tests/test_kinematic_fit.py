@@ -67,15 +67,16 @@ def model_sequence(
     prior: PosePrior, frames: slice, azimuth: float = 30.0, clip: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """A real mocap motion turned into the model's own skeleton: each frame read back into
-    parameters (models/kinematic_model.inverse) and placed again with the median bones.
-    Returns the joints and the model geometry."""
+    parameters (models/kinematic_model.inverse), held inside the joint ranges (a nearly
+    straight knee leaves the thigh's twist to a sliver of bend) and placed again with the
+    median bones. Returns the joints and the model geometry."""
     joints = load_clips(MOCAP_FIXTURE_DIR)[clip].joints[frames].astype(np.float64)
     seq = camera_frame(joints, azimuth)
     g = km.geometry(np.median(np.linalg.norm(limb_vectors(seq), axis=-1), 0), prior.foot_angle)
     out = []
     for X in seq:
         p, R = km.inverse(np.ascontiguousarray(X), LO, HI)
-        out.append(km.forward(p, g, R)[0])
+        out.append(km.forward(np.clip(p, LO, HI), g, R)[0])
     return np.array(out), g
 
 

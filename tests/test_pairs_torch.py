@@ -165,3 +165,30 @@ def test_torch_generator_draws_the_numpy_distribution(clips, device: str) -> Non
         assert z.max() <= MAX_Z, f"{name}: {z.max():.1f} standard errors apart"
         if name not in SIGNED:
             np.testing.assert_allclose(g.mean(0), w.mean(0), rtol=MAX_REL, err_msg=name)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pose_balanced_torch_draws_follow_the_numpy_table(clips, device: str) -> None:
+    """With ``balance`` the torch sampler draws (clip, start) from the numpy generator's
+    table: the drawn starts' mean probability matches numpy's own draws, and both are
+    well above the mean a uniform draw would give."""
+    numpy_gen = PairGenerator(clips, SEQ_LEN, seed=5, window=WINDOW, balance=True)
+    torch_gen = TorchPairGenerator(clips, SEQ_LEN, seed=5, window=WINDOW, device=device,
+                                   balance=True)  # fmt: skip
+    table = {(c, s): p for c, s, p in zip(numpy_gen.start_clip, numpy_gen.start_frame,
+                                          numpy_gen.start_p, strict=True)}  # fmt: skip
+    flat = np.concatenate([c.joints for c in numpy_gen.clips])
+    first_row = np.concatenate([[0], np.cumsum([len(c.joints) for c in numpy_gen.clips])])
+
+    def drawn_p(world: np.ndarray) -> float:
+        """Mean table probability of the drawn sequences (found by their first frame)."""
+        rows = [int(np.flatnonzero((flat == seq[0]).all((1, 2)))[0]) for seq in world]
+        clips_of = np.searchsorted(first_row, rows, side="right") - 1
+        pairs = zip(clips_of, rows, strict=True)
+        return float(np.mean([table[(c, r - first_row[c])] for c, r in pairs]))
+
+    got = drawn_p(host(torch_gen.sequences(400)))
+    want = drawn_p(numpy_gen.sequences(400))
+    uniform = float(np.mean(numpy_gen.start_p))
+    assert got > 1.2 * uniform and want > 1.2 * uniform
+    assert got == pytest.approx(want, rel=0.15)

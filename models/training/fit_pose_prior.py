@@ -22,6 +22,7 @@ from models.kinematic_model import LIMITED, PARAM_NAMES, POSE, bounds, inverse
 from models.pose_prior import PRIOR_PATH, PosePrior
 from models.skeleton import FLIP_JOINTS, J
 from models.training.mocap import Clip, load_clips, split
+from models.training.pairs import pose_balance_weights
 
 REG = 1e-3  # rad^2 added to each covariance's diagonal (about 2 degrees)
 FREE_VARIANCE = 1e6  # rad^2: an angle left out of the prior (its marginal is what remains)
@@ -37,18 +38,21 @@ def leave_out(covs: np.ndarray, free: list[int]) -> np.ndarray:
     return out
 
 
-def clip_poses(clips: list[Clip], stride: int, mirror: bool) -> np.ndarray:
-    """(N, 26) joint angles of every ``stride``-th frame (and its mirror image)."""
-    lo, hi = bounds()
-    poses = []
+def clip_frames(clips: list[Clip], stride: int, mirror: bool) -> np.ndarray:
+    """(N, J, 3) every ``stride``-th frame (and its mirror image)."""
+    out = []
     for clip in clips:
         frames = clip.joints[::stride].astype(np.float64)
-        versions = [frames]
+        out.append(frames)
         if mirror:  # x -> -x and left <-> right labels: the same motion done mirrored
-            versions.append(frames[:, FLIP_JOINTS] * np.array([-1.0, 1.0, 1.0]))
-        for seq in versions:
-            poses.extend(inverse(np.ascontiguousarray(X), lo, hi)[0][POSE] for X in seq)
-    return np.array(poses)
+            out.append(frames[:, FLIP_JOINTS] * np.array([-1.0, 1.0, 1.0]))
+    return np.concatenate(out)
+
+
+def clip_poses(frames: np.ndarray) -> np.ndarray:
+    """(N, J, 3) frames -> (N, 26) joint angles of the fit's skeleton."""
+    lo, hi = bounds()
+    return np.array([inverse(np.ascontiguousarray(X), lo, hi)[0][POSE] for X in frames])
 
 
 def foot_angle(clips: list[Clip]) -> float:
@@ -63,10 +67,14 @@ def foot_angle(clips: list[Clip]) -> float:
     return float(np.median(np.concatenate(angles)))
 
 
-def fit_mixture(x: np.ndarray, k: int, iterations: int, seed: int = 0) -> tuple:
-    """EM for a full-covariance Gaussian mixture: (weights, means, covariances)."""
+def fit_mixture(
+    x: np.ndarray, k: int, iterations: int, seed: int = 0, sample_w: np.ndarray | None = None
+) -> tuple:
+    """EM for a full-covariance Gaussian mixture: (weights, means, covariances); each row
+    of ``x`` counts ``sample_w`` times (default once)."""
     rng = np.random.default_rng(seed)
     n, d = x.shape
+    sample_w = np.ones(n) if sample_w is None else sample_w * n / sample_w.sum()
     means = x[rng.choice(n, k, replace=False)]
     covs = np.repeat(np.cov(x.T)[None], k, 0)
     weights = np.full(k, 1 / k)
@@ -77,6 +85,7 @@ def fit_mixture(x: np.ndarray, k: int, iterations: int, seed: int = 0) -> tuple:
         log_r -= log_r.max(1, keepdims=True)
         resp = np.exp(log_r)
         resp /= resp.sum(1, keepdims=True)
+        resp *= sample_w[:, None]
         mass = resp.sum(0) + 1e-9
         weights = mass / n
         means = (resp.T @ x) / mass[:, None]
@@ -106,12 +115,20 @@ def main() -> None:
         default=["ankle", "head"],
         help="angle-name prefixes the prior leaves out (mocap feet, head differ from MediaPipe's)",
     )
+    ap.add_argument(
+        "--pose-balance",
+        action="store_true",
+        help="weigh frames to flatten knee and elbow angles (models/training/pairs.py)",
+    )
     args = ap.parse_args()
     train, val = split(load_clips())
-    x = clip_poses(train, args.stride, mirror=True)
-    x_val = clip_poses(val, args.stride, mirror=False)
+    frames = clip_frames(train, args.stride, mirror=True)
+    x = clip_poses(frames)
+    x_val = clip_poses(clip_frames(val, args.stride, mirror=False))
+    sample_w = pose_balance_weights(frames) if args.pose_balance else None
     free = [i for i, n in enumerate(PARAM_NAMES[POSE]) if n.startswith(tuple(args.free))]
-    weights, means, covs = fit_mixture(np.delete(x, free, 1), args.components, args.iterations)
+    weights, means, covs = fit_mixture(np.delete(x, free, 1), args.components, args.iterations,
+                                       sample_w=sample_w)  # fmt: skip
     kept = [i for i in range(x.shape[1]) if i not in free]
     full_means = np.zeros((len(weights), x.shape[1]))
     full_means[:, kept] = means

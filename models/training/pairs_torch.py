@@ -62,8 +62,8 @@ class TorchPairGenerator(PairGenerator):
 
     def __init__(self, clips: list[Clip], seq_len: int, noise: NoiseModel | None = None,
                  augment: bool = True, seed: int = 0, window: int = 1,
-                 device: str | torch.device = "cpu") -> None:  # fmt: skip
-        super().__init__(clips, seq_len, noise, augment, seed, window)
+                 device: str | torch.device = "cpu", balance: bool = False) -> None:  # fmt: skip
+        super().__init__(clips, seq_len, noise, augment, seed, window, balance)
         self.rng = TorchRandom(seed, device)
         dev = self.rng.device
         lengths = [len(c.joints) for c in self.clips]
@@ -73,6 +73,10 @@ class TorchPairGenerator(PairGenerator):
         self.lengths = torch.as_tensor(lengths, device=dev)
         self.offsets = torch.as_tensor(np.cumsum([0, *lengths[:-1]]), device=dev)
         self.clip_p = torch.as_tensor(self.weights, device=dev)
+        if balance:
+            self.start_p_t = torch.as_tensor(self.start_p, device=dev)
+            self.start_clip_t = torch.as_tensor(self.start_clip, device=dev)
+            self.start_frame_t = torch.as_tensor(self.start_frame, device=dev)
 
     def get_state(self) -> torch.Tensor:
         return self.rng.gen.get_state()
@@ -82,14 +86,20 @@ class TorchPairGenerator(PairGenerator):
 
     def sequences(self, batch: int) -> torch.Tensor:
         """(B, T, J, 3) world sequences as ``PairGenerator.sequences`` draws them: a clip
-        with probability proportional to its frames, stride 1 or 2, a uniform start."""
+        with probability proportional to its frames, stride 1 or 2, a uniform start (or,
+        with ``balance``, a (clip, start) from the pose-balanced table)."""
         rng = self.rng
-        clip = torch.multinomial(self.clip_p, batch, replacement=True, generator=rng.gen)
+        if self.balance:
+            pick = torch.multinomial(self.start_p_t, batch, replacement=True, generator=rng.gen)
+            clip, start = self.start_clip_t[pick], self.start_frame_t[pick]
+        else:
+            clip = torch.multinomial(self.clip_p, batch, replacement=True, generator=rng.gen)
         if self.augment:
             stride = rng.integers(1, 3, batch)
         else:
             stride = torch.ones(batch, dtype=torch.int64, device=rng.device)
-        starts = self.lengths[clip] - stride * (self.frames - 1)  # choices of start
-        start = (rng.random(batch) * starts).long()  # uniform over 0 .. starts - 1
+        if not self.balance:
+            starts = self.lengths[clip] - stride * (self.frames - 1)  # choices of start
+            start = (rng.random(batch) * starts).long()  # uniform over 0 .. starts - 1
         step = torch.arange(self.frames, device=rng.device)
         return self.joints[(self.offsets[clip] + start)[:, None] + stride[:, None] * step]

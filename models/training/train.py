@@ -14,7 +14,10 @@ The learning-rate schedule is a function of the step (over ``--steps``), so trai
 split across invocations: each one stops at ``--minutes``, ``--stop-at``, SIGTERM or SIGINT
 with a checkpoint in --out (models/training/checkpoint.py), and ``--resume`` continues it exactly.
 ``--init-onnx`` starts from an exported network's weights instead of random ones (fine-tuning
-on changed data, models/training/onnx_weights.py).
+on changed data, models/training/onnx_weights.py). ``--real-share S`` gives that share of
+each step's loss to real MediaPipe windows of the tuning demo with multi-view targets
+(models/training/real_pairs.py; ``--real-cameras`` picks its cameras, e.g. to hold one out);
+which windows a step draws is a function of the seed and the step, so resume stays exact.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from core.demo_data import DEMO_CAMERAS
 from models.features import N_FEATURES
 from models.training import checkpoint
 from models.training.corruption import NoiseModel
@@ -42,6 +46,7 @@ from models.training.onnx_weights import load_onnx_weights
 from models.training.pairs import Batch, PairGenerator
 from models.training.pairs_torch import TorchPairGenerator
 from models.training.pof_net import PRIOR_FEATURES, build
+from models.training.real_pairs import RealPairs, real_pairs
 
 ZSIGN_WEIGHT = 0.2
 
@@ -100,9 +105,11 @@ def evaluate(model: torch.nn.Module, batches: list[Batch]) -> dict[str, float]:
 
 # Arguments that define the run: a resumed run must keep them (the others are per invocation).
 RUN_ARGS = ("model", "dim", "layers", "global_context", "seq_len", "window", "batch", "steps",
-            "lr", "seed", "generator", "init_onnx")  # fmt: skip
+            "lr", "seed", "generator", "init_onnx", "real_share", "real_cameras",
+            "pose_balance")  # fmt: skip
 # What checkpoints written before a run argument existed did.
-RUN_ARGS_BEFORE = {"generator": "numpy", "init_onnx": None}
+RUN_ARGS_BEFORE = {"generator": "numpy", "init_onnx": None, "real_share": 0.0,
+                   "real_cameras": None, "pose_balance": False}  # fmt: skip
 WARMUP = 0.02  # fraction of --steps with a linear learning-rate ramp
 
 
@@ -177,6 +184,25 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--bf16", action="store_true", help="network in bfloat16 autocast (GPU; loss in float32)"
     )
+    ap.add_argument(
+        "--pose-balance",
+        action="store_true",
+        help="draw sequences balanced over knee and elbow angles (models/training/pairs.py)",
+    )
+    ap.add_argument(
+        "--real-share",
+        type=float,
+        default=0.0,
+        help="share of each step's loss on the tuning demo's real windows (0: mocap only)",
+    )
+    ap.add_argument(
+        "--real-cameras",
+        default=None,
+        help="comma-separated camera numbers of the tuning demo to train on (default: all)",
+    )
+    ap.add_argument(
+        "--real-cache", type=Path, default=None, help="the tuning demo's detections (.npz)"
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/pof"))
     return ap.parse_args()  # fmt: skip
 
@@ -206,6 +232,39 @@ def resume_state(args: argparse.Namespace, path: Path) -> dict | None:
     return ckpt
 
 
+def real_windows(args: argparse.Namespace) -> RealPairs | None:
+    """The tuning demo's real windows (``--real-share``), or None."""
+    if args.real_share <= 0:
+        return None
+    if args.real_share >= 1:
+        fail(f"--real-share {args.real_share}: give a share below 1 (the rest stays mocap)")
+    cameras = None
+    if args.real_cameras:
+        try:
+            cameras = [int(c) - 1 for c in args.real_cameras.split(",")]
+        except ValueError:
+            cameras = []
+        if not cameras or not all(0 <= c < len(DEMO_CAMERAS) for c in cameras):
+            fail(f"--real-cameras {args.real_cameras!r}: give camera numbers 1-"
+                 f"{len(DEMO_CAMERAS)}, comma-separated")  # fmt: skip
+    pairs = real_pairs(args.window, args.real_cache, cameras)
+    if not len(pairs.pof):
+        fail("--real-share: the tuning demo gave no usable real windows")
+    print(f"real windows: {len(pairs.pof)} (cameras {sorted({int(c) + 1 for c in pairs.camera})})",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return pairs
+
+
+def real_loss(
+    model: torch.nn.Module, pairs: RealPairs, n: int, seed: int, step: int, device: torch.device
+) -> torch.Tensor:
+    """Loss on ``n`` real windows drawn by (seed, step)."""
+    idx = np.random.default_rng([seed, step]).integers(len(pairs.pof), size=n)
+    feats = torch.as_tensor(pairs.features[idx][:, None], device=device)
+    pof, z = unroll(model, feats)
+    return loss_fn(pof, z, torch.as_tensor(pairs.pof[idx][:, None], device=device))
+
+
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
@@ -221,12 +280,15 @@ def main() -> None:
     train_clips, val_clips = split(load_clips())
     if args.generator == "torch":
         gen = TorchPairGenerator(train_clips, args.seq_len, noise, True, args.seed, args.window,
-                                 device)  # fmt: skip
+                                 device, args.pose_balance)  # fmt: skip
     else:
-        gen = PairGenerator(train_clips, args.seq_len, noise, True, args.seed, args.window)
+        gen = PairGenerator(train_clips, args.seq_len, noise, True, args.seed, args.window,
+                            args.pose_balance)  # fmt: skip
     # validation: the same numpy batches whichever generator trains
     val_gen = PairGenerator(val_clips, args.seq_len, noise, False, 12345, args.window)
     val = [val_gen.sample(256) for _ in range(args.val_batches)]
+    real = real_windows(args)
+    n_real = max(1, round(args.batch * args.real_share)) if real is not None else 0
     model = build(args.model, args.dim, args.layers, args.global_context, args.window)
     if args.init_onnx is not None and ckpt is None:
         try:
@@ -281,6 +343,10 @@ def main() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             pof, z = unroll(model, feats)
         loss = loss_fn(pof, z, torch.as_tensor(b.pof[:, b.history :], device=device))
+        if real is not None:
+            share = args.real_share
+            loss = (1 - share) * loss + share * real_loss(model, real, n_real, args.seed, step,
+                                                          device)  # fmt: skip
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
