@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.packet import Packet
-from models.skeleton import FLIP_JOINTS, J
+from models.skeleton import FLIP_JOINTS, MEDIAPIPE_INDEX, J
 from models.training import measure_accuracy
 from models.training.accuracy import (
     Clip,
@@ -201,3 +201,24 @@ def test_detected_packets_survive_the_cache(tmp_path) -> None:
 
 def test_frame_runs() -> None:
     assert measure_accuracy.frame_runs([3, 4, 5, 9, 11, 12]) == "3-5, 9, 11-12"
+
+
+def test_reference_2d_puts_the_references_reprojection_where_a_camera_is_measured(truth) -> None:
+    """--reference-2d: the measured camera's keypoints become the reprojection of the other
+    cameras' triangulation (here the exact pose, since the views are exact); a frame
+    without a person keeps what it had."""
+    cams = demo_cameras("Demo_SinglePerson")
+    poses = truth[::40] - [*truth[:, :, :2].mean((0, 1)), truth[..., 2].min()]
+    uv = np.stack([np.stack([cam.project(X) for X in poses]) for cam in cams])
+    det = {"uv": uv, "vis": np.ones(uv.shape[:3])}
+    packets = []
+    for f in range(len(poses)):
+        landmarks = np.zeros((33, 2))
+        landmarks[MEDIAPIPE_INDEX] = uv[0, f] + 7.0  # MediaPipe's 2D, 7 px off
+        packets.append(Packet("cam01", f, 0, f / 60, (1088, 1920), None,
+                              {"landmarks_2d": landmarks}, {"person": f != 2}))  # fmt: skip
+    measure_accuracy.replace_2d_by_reference(cams, det, 0, packets)
+    for f, p in enumerate(packets):
+        got = p.data["landmarks_2d"][MEDIAPIPE_INDEX]
+        want = uv[0, f] + (7.0 if f == 2 else 0.0)
+        np.testing.assert_allclose(got, want, atol=1e-6)

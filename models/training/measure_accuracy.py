@@ -18,6 +18,9 @@ elbow, vertical error, share of left/right-swapped frames; each with a 95% movin
 bootstrap interval over frames (``--block`` frames per block, ``--resamples``, fixed seed).
 Per camera the JSON also holds each flexion's median, output and reference, and its mean
 signed error, left and right (``flexion_deg``): whether an RMSE is a bias, and which way.
+``--reference-2d`` is a diagnosis, not a figure of the pipeline: each measured frame's 2D
+keypoints are replaced by its reference's reprojection before the later stages run, so what
+error remains is not MediaPipe's 2D.
 
 Demo_MultiPerson is for tuning; Demo_SinglePerson is the test set: report it, never tune.
 """
@@ -232,6 +235,19 @@ def reference(
     return frames, np.array(truth).reshape(-1, len(JOINTS), 3), skipped
 
 
+def replace_2d_by_reference(
+    cams: list[Camera], det: Mapping[str, np.ndarray], c: int, packets: list[Packet]
+) -> None:
+    """Camera ``c``'s 2D keypoints, in every frame it is measured on, become the reprojection
+    of that frame's reference (lens distortion included, as MediaPipe sees the image)."""
+    frames, truth, _ = reference(cams, det, c, packets)
+    by_frame = {p.frame_index: p for p in packets}
+    for f, X in zip(frames, truth, strict=True):
+        landmarks = by_frame[f].data["landmarks_2d"].copy()
+        landmarks[MEDIAPIPE_INDEX] = cams[c].project(X)
+        by_frame[f].data["landmarks_2d"] = landmarks
+
+
 def check_world_up(truth: np.ndarray) -> None:
     """Refuse a reference whose head is not above its ankles along ``WORLD_UP``."""
     ankles = 0.5 * (truth[:, J["LAnkle"]] + truth[:, J["RAnkle"]])
@@ -268,6 +284,7 @@ def measure(
     block: int = BLOCK_FRAMES,
     resamples: int = RESAMPLES,
     seed: int = SEED,
+    reference_2d: bool = False,
 ) -> dict[str, Any]:
     """Every figure of every variant on every camera of ``demo`` (the JSON of ``main``)."""
     start = time.perf_counter()
@@ -278,6 +295,7 @@ def measure(
         "variants": {},
         "overrides": {name: VARIANTS[name] for name in variants},
         "calibrated": calibrated,
+        "reference_2d": reference_2d,
         "bootstrap": {"block_frames": block, "resamples": resamples, "seed": seed,
                       "interval": "2.5-97.5 percentiles, cameras resampled independently"},
         "world_up": WORLD_UP.tolist(),
@@ -305,9 +323,10 @@ def measure(
                 t1 = time.perf_counter()
                 detected[key] = detected_packets(config, video, cache)
                 result["seconds"][f"detect {camera}"] = round(time.perf_counter() - t1, 1)
-            packets = run_stages(
-                with_stages(config, split_stages(config)[1]), copy.deepcopy(detected[key])
-            )
+            packets = copy.deepcopy(detected[key])
+            if reference_2d:
+                replace_2d_by_reference(cams, det, c, packets)
+            packets = run_stages(with_stages(config, split_stages(config)[1]), packets)
             clip = camera_clip(cams, det, c, packets, info)
             if clip is not None:
                 clips[camera] = clip
@@ -413,6 +432,11 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         f"mean [95% interval] (moving-block bootstrap over frames, blocks of "
         f"{boot['block_frames']} frames, {boot['resamples']} resamples, seed {boot['seed']}). "
         f"`{command}`",
+        *(
+            ["", "Diagnosis: the 2D keypoints were replaced by the reference's reprojection."]
+            if result.get("reference_2d")
+            else []
+        ),
         "",
         "Mean of the cameras:",
         "",
@@ -463,6 +487,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="give the pipeline the demo's calibration (default: --fov, as a user would)",
     )
+    ap.add_argument(
+        "--reference-2d",
+        action="store_true",
+        help="diagnosis: replace the 2D keypoints by the reference's reprojection",
+    )
     ap.add_argument("--block", type=int, default=BLOCK_FRAMES, help="bootstrap block (frames)")
     ap.add_argument("--resamples", type=int, default=RESAMPLES)
     ap.add_argument("--seed", type=int, default=SEED)
@@ -475,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cache:
             args.cache.mkdir(parents=True, exist_ok=True)
         result = measure(args.demo, args.variants, args.cache, args.calibrated, args.block,
-                         args.resamples, args.seed)  # fmt: skip
+                         args.resamples, args.seed, args.reference_2d)  # fmt: skip
     except (MeasureError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
