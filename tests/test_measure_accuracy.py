@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 
 from core.packet import Packet
-from models.skeleton import FLIP_JOINTS, MEDIAPIPE_INDEX, J
+from models.skeleton import FLIP_JOINTS, LIMB_NAMES, MEDIAPIPE_INDEX, J, limb_vectors, unit
 from models.training import measure_accuracy
 from models.training.accuracy import (
     Clip,
     block_resamples,
     bootstrap,
+    flexion,
     relabelled,
     vertical_error,
 )
+from models.training.evaluate import direction_flexion, flexion_bias
 from models.training.mocap import load_clips
 from models.training.multiview import demo_cameras, triangulate_others, unlabelled_residual
 from tests.data import MOCAP_FIXTURE_DIR
@@ -222,3 +224,21 @@ def test_reference_2d_puts_the_references_reprojection_where_a_camera_is_measure
         got = p.data["landmarks_2d"][MEDIAPIPE_INDEX]
         want = uv[0, f] + (7.0 if f == 2 else 0.0)
         np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_flexion_from_limb_directions_is_the_three_point_angle_and_its_bias_by_bin(truth) -> None:
+    """evaluate.py's regression-to-the-mean breakdown: the angle between two limb directions
+    is the joints' 3-point angle, and a network that bends every joint 10 deg more shows
+    -10 in every true-angle bin."""
+    dirs = unit(limb_vectors(truth))
+    for name in ("knee", "elbow"):
+        np.testing.assert_allclose(direction_flexion(dirs, name), flexion(truth, name), atol=1e-6)
+    bent = dirs.copy()
+    for s in "LR":  # turn each shank 10 deg further about its knee's hinge axis
+        thigh = dirs[:, LIMB_NAMES.index((s + "Hip", s + "Knee"))]
+        i = LIMB_NAMES.index((s + "Knee", s + "Ankle"))
+        axis = unit(np.cross(thigh, dirs[:, i]))
+        bent[:, i] = [rotation(k, 10.0) @ v for k, v in zip(axis, dirs[:, i], strict=True)]
+    bias = flexion_bias(bent, dirs)["knee"]
+    assert bias and all(b == pytest.approx(-10.0, abs=0.05) for b, _ in bias.values()), bias
+    assert all(b == 0 for b, _ in flexion_bias(dirs, dirs)["elbow"].values())

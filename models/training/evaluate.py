@@ -9,7 +9,9 @@
    and the error after the head's correction (a limb's depth flipped where the head
    confidently disagrees, as the pipeline does); the root-relative joint error (MPJPE, and
    PA-MPJPE after a similarity alignment) after the least-squares solve with the true bone
-   lengths.
+   lengths; and, by the true 3-point knee and elbow angle, the mean signed error of the
+   angle between the network's two limb directions (``flexion_bias_by_true_deg``): where 2D
+   leaves depth open, a network pulls joints toward the angles it was trained on most.
 2. Real video (a Pose2Sim demo): MediaPipe on each camera; the reference is the joints
    triangulated from the other cameras (models/training/measure_noise.py), turned into that
    camera's frame. Compared: MediaPipe's own world landmarks, the POF model, naive.
@@ -78,17 +80,55 @@ def procrustes_aligned(X: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return scale * a @ R + truth.mean(0)
 
 
+# 3-point angles from two limb directions (proximal, distal): 180 deg minus the angle
+# between them; both sides' limbs by name in LIMB_NAMES.
+FLEXION_LIMBS = {
+    "knee": (("{s}Hip", "{s}Knee"), ("{s}Knee", "{s}Ankle")),
+    "elbow": (("{s}Shoulder", "{s}Elbow"), ("{s}Elbow", "{s}Wrist")),
+}
+TRUE_ANGLE_EDGES = (60, 90, 120, 150, 165, 181)  # degrees: the bins of the bias breakdown
+
+
+def direction_flexion(pof: np.ndarray, name: str) -> np.ndarray:
+    """(..., L, 3) unit limb directions -> (..., 2) 3-point angle of ``name``, left then
+    right, degrees."""
+    sides = []
+    for s in "LR":
+        a, b = (
+            LIMB_NAMES.index(tuple(j.format(s=s) for j in limb)) for limb in FLEXION_LIMBS[name]
+        )
+        sides.append(180 - angle_deg(pof[..., a, :], pof[..., b, :]))
+    return np.stack(sides, -1)
+
+
+def flexion_bias(pof: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, list]]:
+    """Per flexion and true-angle bin: mean signed error (deg) and how many angles."""
+    out: dict[str, dict[str, list]] = {}
+    for name in FLEXION_LIMBS:
+        got, want = direction_flexion(pof, name).ravel(), direction_flexion(truth, name).ravel()
+        out[name] = {}
+        for lo, hi in zip(TRUE_ANGLE_EDGES[:-1], TRUE_ANGLE_EDGES[1:], strict=True):
+            m = (want >= lo) & (want < hi)
+            if m.any():
+                out[name][f"{lo}-{min(hi, 180)}"] = [round(float(np.mean(got[m] - want[m])), 1),
+                                                     int(m.sum())]  # fmt: skip
+    return out
+
+
 def held_out(model: Path, batches: int, seq_len: int) -> dict:
     """Orientation and joint errors on the validation subjects (frames after the history)."""
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     window = int(session.get_inputs()[0].shape[-1]) // N_FEATURES
     gen = PairGenerator(split(load_clips())[1], seq_len, NoiseModel(), False, 999, window)
     err, err_z, naive, sign, pof_sign, mpjpe, mpjpe_z, pa = [], [], [], [], [], [], [], []
+    outputs, targets = [], []
     for _ in range(batches):
         b = gen.sample(128)
         pof, prob = run_batch(session, b.features)
         h = b.history
         truth_pof = b.pof[:, h:]
+        outputs.append(pof[:, h:].astype(np.float64))
+        targets.append(truth_pof.astype(np.float64))
         err.append(angle_deg(pof[:, h:], truth_pof))
         fixed = correct_z_sign(pof[:, h:].reshape(-1, 3), prob[:, h:].reshape(-1))
         err_z.append(angle_deg(fixed.reshape(truth_pof.shape), truth_pof))
@@ -120,6 +160,7 @@ def held_out(model: Path, batches: int, seq_len: int) -> dict:
         "pa_mpjpe_mm": 1000 * float(np.mean(pa)),
         "per_limb_deg": {f"{a}-{b}": round(float(v), 1)
                          for (a, b), v in zip(LIMB_NAMES, per_limb, strict=True)},
+        "flexion_bias_by_true_deg": flexion_bias(np.concatenate(outputs), np.concatenate(targets)),
     }  # fmt: skip
 
 
