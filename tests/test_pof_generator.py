@@ -171,8 +171,7 @@ def test_landmark_offsets_give_mediapipe_proportions(full_mocap_dir) -> None:
 def test_pose_balance_draws_rare_knee_and_elbow_angles_more_often(clips) -> None:
     """Balanced drawing raises the share of the least common angle bins and keeps every
     sequence's weight within the cap; without it the draws are the frame-uniform ones."""
-    from models.training.pairs import BALANCE_CAP, BALANCE_JOINTS, balance_weights
-    from models.training.pairs import three_point_deg as angle
+    from models.training.pairs import BALANCE_CAP, balance_angles, balance_weights
 
     frames, window = 12, 9
     weights = np.concatenate(balance_weights(clips, frames, window))
@@ -181,10 +180,10 @@ def test_pose_balance_draws_rare_knee_and_elbow_angles_more_often(clips) -> None
     for balance in (False, True):
         gen = PairGenerator(clips, frames - window + 1, CLEAN, True, 0, window, balance)
         target = np.concatenate([gen.sequences(256)[:, window - 1] for _ in range(8)])
-        shares[balance] = [angle(target, *abc) // 15 for abc in BALANCE_JOINTS]
-    for k in range(len(BALANCE_JOINTS)):
-        counts = np.bincount(shares[False][k].astype(int))
+        shares[balance] = balance_angles(target) // 15
+    for k in range(shares[False].shape[1]):  # left knee, right knee, left elbow, right elbow
+        counts = np.bincount(shares[False][:, k].astype(int))
         rare = np.flatnonzero((counts > 0) & (counts < np.percentile(counts[counts > 0], 50)))
-        before = np.isin(shares[False][k], rare).mean()
-        after = np.isin(shares[True][k], rare).mean()
-        assert after > before, (BALANCE_JOINTS[k], before, after)
+        before = np.isin(shares[False][:, k], rare).mean()
+        after = np.isin(shares[True][:, k], rare).mean()
+        assert after > before, (k, before, after)

@@ -158,12 +158,19 @@ def label_choices(k: int, relabel: bool) -> list[tuple[bool, ...]]:
     return [none] + [tuple(i == j for j in range(k)) for i in range(k)]
 
 
-def unlabelled_residual(cam: Camera, X: np.ndarray, p: np.ndarray) -> float:
+def label_residuals(cam: Camera, X: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """Median reprojection error of ``X`` against the (J, 2) pixels ``p``, as a fraction of
-    their bounding box, with ``p``'s left/right labels as given or exchanged, the better."""
+    their bounding box: with ``p``'s left/right labels as given, and exchanged."""
     projected = cam.project(X)
-    return min(float(np.median(np.linalg.norm(projected[order] - p, axis=-1)))
-               for order in (np.arange(len(p)), FLIP_JOINTS)) / bbox_diagonal(p)  # fmt: skip
+    diag = bbox_diagonal(p)
+    as_given, exchanged = (float(np.median(np.linalg.norm(projected[order] - p, axis=-1))) / diag
+                           for order in (np.arange(len(p)), FLIP_JOINTS))  # fmt: skip
+    return as_given, exchanged
+
+
+def unlabelled_residual(cam: Camera, X: np.ndarray, p: np.ndarray) -> float:
+    """``label_residuals``, the better of the two: whoever ``p`` is, labelled either way."""
+    return min(label_residuals(cam, X, p))
 
 
 def bbox_diagonal(p: np.ndarray) -> float:

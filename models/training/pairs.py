@@ -19,6 +19,7 @@ import numpy as np
 from models.arrays import Array, Random, asarray, astype, namespace, zeros
 from models.features import limb_features, window_features
 from models.skeleton import FLIP_JOINTS, J, limb_vectors, unit
+from models.training.accuracy import flexion
 from models.training.camera import project, random_cameras
 from models.training.corruption import NoiseModel, corrupt
 from models.training.mocap import Clip
@@ -44,8 +45,7 @@ GROUPS = sorted({g for *_, g in TREE} | {"trunk"})
 # in 54% of frames, straight knees in 4%, straight elbows in 0.6%), and where 2D leaves
 # depth ambiguous a network falls back on the angles it saw most. Each sequence is drawn
 # with weight prod over knees and elbows of p(angle bin) ** -BALANCE_POWER, capped.
-BALANCE_JOINTS = (("LHip", "LKnee", "LAnkle"), ("RHip", "RKnee", "RAnkle"),
-                  ("LShoulder", "LElbow", "LWrist"), ("RShoulder", "RElbow", "RWrist"))  # fmt: skip
+BALANCE_FLEXIONS = ("knee", "elbow")  # 3-point angles of models/training/accuracy.py
 BALANCE_BIN_DEG = 15.0
 BALANCE_POWER = 0.5
 BALANCE_CAP = 20.0  # no sequence weighs more than this x the median
@@ -83,18 +83,15 @@ def rescale_bones(rng: Random, world: Array) -> Array:
     return root + body * (out - root)
 
 
-def three_point_deg(joints: np.ndarray, a: str, b: str, c: str) -> np.ndarray:
-    """(..., J, 3) -> the angle at ``b`` between ``a`` and ``c``, degrees."""
-    u = unit(joints[..., J[a], :] - joints[..., J[b], :])
-    v = unit(joints[..., J[c], :] - joints[..., J[b], :])
-    return np.degrees(np.arccos(np.clip((u * v).sum(-1), -1.0, 1.0)))
+def balance_angles(poses: np.ndarray) -> np.ndarray:
+    """(N, J, 3) poses -> (N, 4) their left and right knee, then elbow angles, degrees."""
+    return np.concatenate([flexion(poses, name) for name in BALANCE_FLEXIONS], -1)
 
 
 def pose_balance_weights(poses: np.ndarray) -> np.ndarray:
     """(N, J, 3) poses -> (N,) weights that flatten their knee and elbow angle histograms
     (each joint's bin share to the power -``BALANCE_POWER``, the product capped)."""
-    bins = np.stack([three_point_deg(poses, *abc) // BALANCE_BIN_DEG for abc in BALANCE_JOINTS],
-                    -1).astype(np.int64)  # fmt: skip
+    bins = (balance_angles(poses) // BALANCE_BIN_DEG).astype(np.int64)
     w = np.ones(len(poses))
     for k in range(bins.shape[1]):
         share = np.bincount(bins[:, k]) / len(bins)

@@ -27,9 +27,10 @@ from models.pof_onnx import frame_step_for
 from models.skeleton import FLIP_JOINTS, limb_vectors, unit
 from models.training.multiview import (
     SAME_PERSON,
-    bbox_diagonal,
+    Camera,
     demo_cameras,
     detections,
+    label_residuals,
     triangulate_others,
 )
 
@@ -45,20 +46,14 @@ class RealPairs:
     camera: np.ndarray  # (N,) index of the camera each pair comes from
 
 
-def labelled_residual(project, X: np.ndarray, uv: np.ndarray, order: np.ndarray) -> float:
-    """Median reprojection error of ``X`` against ``uv`` relabelled by ``order`` (x diag)."""
-    return float(np.median(np.linalg.norm(project(X) - uv[order], axis=-1))) / bbox_diagonal(uv)
-
-
-def same_labels(cam, X: np.ndarray, uv: np.ndarray) -> bool:
+def same_labels(cam: Camera, X: np.ndarray, uv: np.ndarray) -> bool:
     """The view follows the reference's person and labels left and right as it does."""
-    as_given = labelled_residual(cam.project, X, uv, np.arange(len(uv)))
-    exchanged = labelled_residual(cam.project, X, uv, FLIP_JOINTS)
+    as_given, exchanged = label_residuals(cam, X, uv)
     return as_given <= SAME_PERSON and as_given <= exchanged
 
 
 def camera_pairs(
-    cams: list, det: dict[str, np.ndarray], c: int, window: int, step: int, vis_min: float
+    cams: list[Camera], det: dict[str, np.ndarray], c: int, window: int, step: int, vis_min: float
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Camera ``c``'s windows and targets, original and mirrored."""
     cam, uv, vis = cams[c], det["uv"][c], det["vis"][c]
