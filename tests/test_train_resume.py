@@ -140,3 +140,27 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
         save_atomic({"step": 2, "bad": lambda: None}, path)
     assert load(path) == {"step": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_init_checkpoint_starts_from_its_weights(uninterrupted, tmp_path: Path) -> None:
+    """A fresh run from a checkpoint's weights (learning rate 0: they stay as loaded), and one
+    of another architecture refused in one line."""
+    source = tmp_path / "source"
+    source.mkdir()
+    save_atomic(uninterrupted, source / "pof_semgcn.pt")
+    run = train(tmp_path / "copy", "--init-checkpoint", str(source / "pof_semgcn.pt"),
+                "--lr", "0", steps=3)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    copy = ckpt(tmp_path / "copy")
+    assert copy["resume"]["step"] == 3
+    for name, value in uninterrupted["state_dict"].items():
+        assert torch.equal(value, copy["state_dict"][name]), name
+    wider = [a if a != "16" else "8" for a in TINY]  # --dim 8
+    run = subprocess.run(
+        [sys.executable, "-m", "models.training.train", *wider, "--steps", "3",
+         "--init-checkpoint", str(source / "pof_semgcn.pt"), "--out", str(tmp_path / "x")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "--dim 16, this run 8" in run.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x" / "pof_semgcn.pt").exists()

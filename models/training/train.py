@@ -14,10 +14,13 @@ The learning-rate schedule is a function of the step (over ``--steps``), so trai
 split across invocations: each one stops at ``--minutes``, ``--stop-at``, SIGTERM or SIGINT
 with a checkpoint in --out (models/training/checkpoint.py), and ``--resume`` continues it exactly.
 ``--init-onnx`` starts from an exported network's weights instead of random ones (fine-tuning
-on changed data, models/training/onnx_weights.py). ``--real-share S`` gives that share of
-each step's loss to real MediaPipe windows of the tuning demo with multi-view targets
-(models/training/real_pairs.py; ``--real-cameras`` picks its cameras, e.g. to hold one out);
-which windows a step draws is a function of the seed and the step, so resume stays exact.
+on changed data, models/training/onnx_weights.py; the MLP's exports only: the SemGCN's graph
+folds its weights), ``--init-checkpoint`` from a training checkpoint's weights with a fresh
+optimiser and schedule (e.g. a copy of a long run annealed now, while the run goes on).
+``--real-share S`` gives that share of each step's loss to real MediaPipe windows of the
+tuning demo with multi-view targets (models/training/real_pairs.py; ``--real-cameras`` picks
+its cameras, e.g. to hold one out); which windows a step draws is a function of the seed and
+the step, so resume stays exact.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import random
 import signal
 import sys
@@ -106,10 +110,12 @@ def evaluate(model: torch.nn.Module, batches: list[Batch]) -> dict[str, float]:
 # Arguments that define the run: a resumed run must keep them (the others are per invocation).
 RUN_ARGS = ("model", "dim", "layers", "global_context", "seq_len", "window", "batch", "steps",
             "lr", "seed", "generator", "init_onnx", "real_share", "real_cameras",
-            "pose_balance")  # fmt: skip
+            "pose_balance", "init_checkpoint")  # fmt: skip
 # What checkpoints written before a run argument existed did.
 RUN_ARGS_BEFORE = {"generator": "numpy", "init_onnx": None, "real_share": 0.0,
-                   "real_cameras": None, "pose_balance": False}  # fmt: skip
+                   "real_cameras": None, "pose_balance": False,
+                   "init_checkpoint": None}  # fmt: skip
+ARCHITECTURE = ("model", "dim", "layers", "global_context", "window")  # what a weight file fits
 WARMUP = 0.02  # fraction of --steps with a linear learning-rate ramp
 
 
@@ -147,6 +153,12 @@ def parse_args() -> argparse.Namespace:
         "--init-onnx",
         default=None,
         help="start from this exported network's weights (same architecture)",
+    )
+    ap.add_argument(
+        "--init-checkpoint",
+        default=None,
+        help="start from this training checkpoint's weights (same architecture), with a fresh "
+        "optimiser and schedule",
     )
     ap.add_argument(
         "--minutes",
@@ -232,6 +244,27 @@ def resume_state(args: argparse.Namespace, path: Path) -> dict | None:
     return ckpt
 
 
+def initial_weights(args: argparse.Namespace, model: torch.nn.Module) -> None:
+    """A fresh run's starting weights: ``--init-onnx``'s or ``--init-checkpoint``'s, if given."""
+    if args.init_onnx is not None:
+        try:
+            load_onnx_weights(model, Path(args.init_onnx))
+        except (OSError, ValueError) as e:
+            fail(f"--init-onnx: {e}")
+    if args.init_checkpoint is not None:
+        try:
+            saved = checkpoint.load(Path(args.init_checkpoint))
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
+            fail(f"--init-checkpoint: cannot read {args.init_checkpoint} ({e})")
+        config = saved.get("config", {})
+        for key in ARCHITECTURE:
+            if config.get(key) != getattr(args, key):
+                flag = "--" + key.replace("_", "-")
+                fail(f"--init-checkpoint: {args.init_checkpoint} has {flag} {config.get(key)}, "
+                     f"this run {getattr(args, key)}; give the same architecture")  # fmt: skip
+        model.load_state_dict(saved["state_dict"])
+
+
 def real_windows(args: argparse.Namespace) -> RealPairs | None:
     """The tuning demo's real windows (``--real-share``), or None."""
     if args.real_share <= 0:
@@ -270,6 +303,8 @@ def main() -> None:
     device = torch.device(args.device)
     if args.generator == "auto":
         args.generator = "torch" if device.type == "cuda" else "numpy"
+    if args.init_onnx is not None and args.init_checkpoint is not None:
+        fail("--init-onnx and --init-checkpoint both given: start from one of them")
     path = args.out / f"pof_{args.model}.pt"
     ckpt = resume_state(args, path)  # a refused resume stops before any data are loaded
     torch.set_num_threads(args.threads)
@@ -290,11 +325,8 @@ def main() -> None:
     real = real_windows(args)
     n_real = max(1, round(args.batch * args.real_share)) if real is not None else 0
     model = build(args.model, args.dim, args.layers, args.global_context, args.window)
-    if args.init_onnx is not None and ckpt is None:
-        try:
-            load_onnx_weights(model, Path(args.init_onnx))
-        except (OSError, ValueError) as e:
-            fail(f"--init-onnx: {e}")
+    if ckpt is None:
+        initial_weights(args, model)
     model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     args.out.mkdir(parents=True, exist_ok=True)
