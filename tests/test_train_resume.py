@@ -83,6 +83,18 @@ def test_half_then_resume_equals_uninterrupted(uninterrupted, tmp_path: Path) ->
         assert torch.equal(value, uninterrupted["state_dict"][name]), name
 
 
+def test_resume_at_or_past_stop_at_takes_no_step(tmp_path: Path) -> None:
+    assert train(tmp_path, "--stop-at", "9").returncode == 0
+    before = ckpt(tmp_path)
+    run = train(tmp_path, "--resume", "--stop-at", "3")
+    assert run.returncode == 0, run.stderr
+    assert f"stopped at step 9 of {STEPS}" in run.stderr
+    after = ckpt(tmp_path)
+    assert after["resume"]["step"] == 9
+    for name, value in before["state_dict"].items():
+        assert torch.equal(value, after["state_dict"][name]), name
+
+
 def test_sigterm_checkpoints_then_resume_equals_uninterrupted(
     uninterrupted, tmp_path: Path
 ) -> None:

@@ -362,7 +362,8 @@ def main() -> None:
                                           for k, v in asdict(noise).items()},
                                 "resume": resume}, path)  # fmt: skip
 
-    while step < args.steps:
+    end = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
+    while step < end:  # a run resumed at or past --stop-at takes no step
         step += 1
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, args.steps, args.lr)
@@ -387,7 +388,7 @@ def main() -> None:
         running.append(loss.item())
         minutes = (time.monotonic() - start) / 60
         last = step == args.steps
-        halt = last or stop.requested or minutes >= args.minutes or step == args.stop_at
+        halt = step >= end or stop.requested or minutes >= args.minutes
         if step % args.eval_every == 0 or last:
             log = {"step": step, "min": round(minutes_before + minutes, 2),
                    "loss": float(np.mean(running)), **evaluate(model, val),
