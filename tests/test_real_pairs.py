@@ -11,7 +11,8 @@ from models.features import N_FEATURES, limb_features
 from models.skeleton import FLIP_JOINTS, N_LIMBS, limb_vectors, unit
 from models.training.mocap import load_clips
 from models.training.multiview import demo_cameras
-from models.training.real_pairs import MIRROR, camera_pairs
+from models.training.pairs import MIRROR_X
+from models.training.real_pairs import camera_pairs
 from tests.data import MOCAP_FIXTURE_DIR
 
 Y_UP_TO_Z_UP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
@@ -35,7 +36,7 @@ def test_exact_views_give_the_true_limb_directions(scene) -> None:
     assert len(targets) == 2 * len(poses)  # every frame, original and mirrored
     truth = unit(limb_vectors(poses @ cams[0].R.T + cams[0].t))
     np.testing.assert_allclose(np.array(targets[0::2]), truth, atol=1e-4)
-    mirrored = unit(limb_vectors((poses @ cams[0].R.T + cams[0].t)[:, FLIP_JOINTS] * MIRROR))
+    mirrored = unit(limb_vectors((poses @ cams[0].R.T + cams[0].t)[:, FLIP_JOINTS] * MIRROR_X))
     np.testing.assert_allclose(np.array(targets[1::2]), mirrored, atol=1e-4)
 
 
@@ -49,7 +50,7 @@ def test_windows_are_the_runtimes_and_the_mirror_is_the_mirrored_pose_seen(scene
         expected = feats[slots].transpose(1, 0, 2).reshape(N_LIMBS, WINDOW * N_FEATURES)
         np.testing.assert_array_equal(windows[2 * f], expected)
     # the mirrored window is what the camera would see of the mirrored pose (in its frame)
-    seen = (poses @ cam.R.T + cam.t)[:, FLIP_JOINTS] * MIRROR
+    seen = (poses @ cam.R.T + cam.t)[:, FLIP_JOINTS] * MIRROR_X
     uv = seen[..., :2] / seen[..., 2:] * np.diag(cam.K)[:2] + cam.K[:2, 2]
     mirrored = limb_features(uv, det["vis"][0], cam.K[None])
     last = windows[2 * 7 + 1].reshape(N_LIMBS, WINDOW, N_FEATURES)[:, -1]

@@ -36,6 +36,7 @@ from models.lifter import lift_frame
 from models.pof_onnx import PofOnnx, frame_step_for
 from models.pof_solver import bone_lengths, correct_z_sign, solve
 from models.skeleton import HIPS, LIMB_NAMES, limb_vectors, unit
+from models.training.accuracy import FLEXIONS
 from models.training.corruption import NoiseModel
 from models.training.mocap import load_clips, split
 from models.training.multiview import demo_cameras, detections, reference_in_camera
@@ -80,31 +81,28 @@ def procrustes_aligned(X: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return scale * a @ R + truth.mean(0)
 
 
-# 3-point angles from two limb directions (proximal, distal): 180 deg minus the angle
-# between them; both sides' limbs by name in LIMB_NAMES.
-FLEXION_LIMBS = {
-    "knee": (("{s}Hip", "{s}Knee"), ("{s}Knee", "{s}Ankle")),
-    "elbow": (("{s}Shoulder", "{s}Elbow"), ("{s}Elbow", "{s}Wrist")),
-}
+# 3-point angles (models/training/accuracy.py's FLEXIONS) from two limb directions: 180 deg
+# minus the angle between proximal and distal limb. Not the hip: its trunk side is no limb
+# of the network pointing away from the hip.
+DIRECTION_FLEXIONS = ("knee", "elbow")
 TRUE_ANGLE_EDGES = (60, 90, 120, 150, 165, 181)  # degrees: the bins of the bias breakdown
 
 
 def direction_flexion(pof: np.ndarray, name: str) -> np.ndarray:
     """(..., L, 3) unit limb directions -> (..., 2) 3-point angle of ``name``, left then
     right, degrees."""
+    a, b, c = FLEXIONS[name]
     sides = []
     for s in "LR":
-        a, b = (
-            LIMB_NAMES.index(tuple(j.format(s=s) for j in limb)) for limb in FLEXION_LIMBS[name]
-        )
-        sides.append(180 - angle_deg(pof[..., a, :], pof[..., b, :]))
+        proximal, distal = LIMB_NAMES.index((s + a, s + b)), LIMB_NAMES.index((s + b, s + c))
+        sides.append(180 - angle_deg(pof[..., proximal, :], pof[..., distal, :]))
     return np.stack(sides, -1)
 
 
 def flexion_bias(pof: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, list]]:
     """Per flexion and true-angle bin: mean signed error (deg) and how many angles."""
     out: dict[str, dict[str, list]] = {}
-    for name in FLEXION_LIMBS:
+    for name in DIRECTION_FLEXIONS:
         got, want = direction_flexion(pof, name).ravel(), direction_flexion(truth, name).ravel()
         out[name] = {}
         for lo, hi in zip(TRUE_ANGLE_EDGES[:-1], TRUE_ANGLE_EDGES[1:], strict=True):

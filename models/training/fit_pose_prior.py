@@ -22,7 +22,7 @@ from models.kinematic_model import LIMITED, PARAM_NAMES, POSE, bounds, inverse
 from models.pose_prior import PRIOR_PATH, PosePrior
 from models.skeleton import FLIP_JOINTS, J
 from models.training.mocap import Clip, load_clips, split
-from models.training.pairs import pose_balance_weights
+from models.training.pairs import MIRROR_X, pose_balance_weights
 
 REG = 1e-3  # rad^2 added to each covariance's diagonal (about 2 degrees)
 FREE_VARIANCE = 1e6  # rad^2: an angle left out of the prior (its marginal is what remains)
@@ -45,7 +45,7 @@ def clip_frames(clips: list[Clip], stride: int, mirror: bool) -> np.ndarray:
         frames = clip.joints[::stride].astype(np.float64)
         out.append(frames)
         if mirror:  # x -> -x and left <-> right labels: the same motion done mirrored
-            out.append(frames[:, FLIP_JOINTS] * np.array([-1.0, 1.0, 1.0]))
+            out.append(frames[:, FLIP_JOINTS] * MIRROR_X)
     return np.concatenate(out)
 
 

@@ -33,8 +33,7 @@ from models.training.multiview import (
     label_residuals,
     triangulate_others,
 )
-
-MIRROR = np.array([-1.0, 1.0, 1.0])  # camera-frame x flips with the image
+from models.training.pairs import MIRROR_X  # camera-frame x flips with the image
 
 
 @dataclass
@@ -77,7 +76,7 @@ def camera_pairs(
         slots = np.maximum(f - step * np.arange(window - 1, -1, -1), run_start[f])
         joints = X @ cam.R.T + cam.t
         pof = unit(limb_vectors(joints)).astype(np.float32)
-        pof_mirrored = unit(limb_vectors(joints[FLIP_JOINTS] * MIRROR)).astype(np.float32)
+        pof_mirrored = unit(limb_vectors(joints[FLIP_JOINTS] * MIRROR_X)).astype(np.float32)
         for source, target in ((feats, pof), (mirrored, pof_mirrored)):
             windows.append(source[slots].transpose(1, 0, 2).reshape(len(pof), -1))
             targets.append(target)
